@@ -1,0 +1,53 @@
+# touchpoint-processor: `make` lists the targets. Every target sets itself up on a fresh clone.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+# The embedded broker's port for `make run`; the README's shell examples use it.
+BROKER_PORT ?= 19092
+PYTEST_ARGS ?=
+
+.PHONY: help setup run broker test test-kafka lint format schemas clean
+
+help: ## show this list
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required (Python 3.11)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	@touch $@
+
+setup: $(STAMP) ## create .venv and install the package with its dev tools
+
+run: setup ## run a worker on the embedded broker (Ctrl-C stops both)
+	$(BIN)/touchpoint run --broker-port $(BROKER_PORT)
+
+broker: setup ## run only the embedded broker, with the topics created
+	$(BIN)/touchpoint broker --port $(BROKER_PORT)
+
+lint: setup ## check style, types and generated files; changes nothing
+	$(BIN)/ruff check processor tests
+	$(BIN)/ruff format --check processor tests
+	$(BIN)/mypy
+	$(BIN)/touchpoint schemas --check
+
+format: setup ## rewrite code into shape (ruff format and safe fixes)
+	$(BIN)/ruff format processor tests
+	$(BIN)/ruff check --fix processor tests
+
+schemas: setup ## regenerate topics/schemas from the models
+	$(BIN)/touchpoint schemas
+
+test: lint ## the default suite: unit tests and embedded-broker tests
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-kafka: setup ## every broker test against a real Apache Kafka (jars from Maven Central)
+	TOUCHPOINT_TEST_BROKER=kafka $(BIN)/pytest -m broker $(PYTEST_ARGS)
+
+clean: ## remove the virtualenv, caches and local state
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis data

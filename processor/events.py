@@ -1,0 +1,328 @@
+"""Inbound wire models: touchpoint events and control commands, as CONTRACT.md defines them."""
+
+from datetime import datetime
+from enum import StrEnum
+from functools import cache
+from typing import Annotated, Any, Literal
+from zoneinfo import available_timezones
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+
+class Channel(StrEnum):
+    """Where a touchpoint came from; implied by the topic it arrived on."""
+
+    web = "web"
+    email = "email"
+    store = "store"
+
+
+class EventType(StrEnum):
+    """Every touchpoint type the contract defines."""
+
+    page_view = "page_view"
+    product_view = "product_view"
+    search = "search"
+    cart_add = "cart_add"
+    cart_remove = "cart_remove"
+    checkout_start = "checkout_start"
+    order_placed = "order_placed"
+    signup = "signup"
+    login = "login"
+    newsletter_subscribe = "newsletter_subscribe"
+    review_submitted = "review_submitted"
+    survey_response = "survey_response"
+    consent_updated = "consent_updated"
+    email_delivered = "email_delivered"
+    email_opened = "email_opened"
+    email_clicked = "email_clicked"
+    email_bounced = "email_bounced"
+    email_unsubscribed = "email_unsubscribed"
+    email_complained = "email_complained"
+    store_visit = "store_visit"
+    consultation = "consultation"
+    pos_purchase = "pos_purchase"
+    product_return = "product_return"
+    loyalty_signup = "loyalty_signup"
+
+
+Identifier = Annotated[str, Field(min_length=1, max_length=256)]
+Text = Annotated[str, Field(min_length=1)]
+# NaN would slip past ge=0 (every comparison with it is false), and infinity is no amount.
+Amount = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Quantity = Annotated[int, Field(ge=1)]
+Currency = Annotated[str, Field(min_length=3, max_length=3)]
+
+
+class Identity(BaseModel):
+    """The identifiers one event carries; two or more in one event link them to one person."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="ignore",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["customer_id"]},
+                {"required": ["email"]},
+                {"required": ["loyalty_id"]},
+                {"required": ["anonymous_id"]},
+            ]
+        },
+    )
+
+    customer_id: Identifier | None = None
+    email: Identifier | None = Field(
+        default=None, description="Matched case-insensitively after trimming."
+    )
+    loyalty_id: Identifier | None = None
+    anonymous_id: Identifier | None = None
+
+    @field_validator("customer_id", "loyalty_id", "anonymous_id", mode="before")
+    @classmethod
+    def _blank_is_absent(cls, value: object) -> object:
+        # Trackers send "" or "  " for "not known yet"; that must not reject an event that
+        # carries another identifier. Non-blank ids are opaque and kept verbatim.
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("email", mode="before")
+    @classmethod
+    def _normalise_email(cls, value: object) -> object:
+        # The contract matches emails case-insensitively after trimming; doing it once here
+        # means every later comparison and every state key is already canonical.
+        if isinstance(value, str):
+            return value.strip().casefold() or None
+        return value
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> "Identity":
+        if not self.identifiers():
+            # A custom error, so the dead letter reads exactly as the contract shows it.
+            raise PydanticCustomError("identity_required", "at least one identifier is required")
+        return self
+
+    def identifiers(self) -> list[tuple[str, str]]:
+        """(kind, value) pairs, most stable first: customer_id, email, loyalty_id, anonymous_id."""
+        pairs = (
+            ("customer_id", self.customer_id),
+            ("email", self.email),
+            ("loyalty_id", self.loyalty_id),
+            ("anonymous_id", self.anonymous_id),
+        )
+        return [(kind, value) for kind, value in pairs if value is not None]
+
+
+@cache
+def _zones() -> frozenset[str]:
+    # Looked up once: ZoneInfo(name) on an untrusted name probes the filesystem per event
+    # (and raises OSError for names like "America"), a set membership test does neither.
+    return frozenset(available_timezones())
+
+
+class Context(BaseModel):
+    """Where and how the event happened; unknown fields are kept."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    timezone: str | None = Field(default=None, description="An IANA zone, e.g. Europe/Berlin.")
+    locale: str | None = None
+    store_id: str | None = None
+    campaign_id: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None and value not in _zones():
+            raise PydanticCustomError(
+                "timezone", "unknown IANA time zone {zone}", {"zone": repr(value[:64])}
+            )
+        return value
+
+
+class Consent(BaseModel):
+    """Marketing consent per channel; an absent channel is left unchanged."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    email: bool | None = None
+    sms: bool | None = None
+    push: bool | None = None
+
+
+_WEB = frozenset({Channel.web})
+_EMAIL = frozenset({Channel.email})
+_STORE = frozenset({Channel.store})
+_WEB_EMAIL = frozenset({Channel.web, Channel.email})
+
+# Field specs as create_model takes them: (type, default); `...` marks a required (*) property.
+_ID = (Text, ...)
+_STR = (str | None, None)
+_AMOUNT = (Amount | None, None)
+_CURRENCY = (Currency | None, None)
+# The contract leaves line items free-form; they are passed through, not interpreted.
+_ITEMS = (list[Any] | None, None)
+
+# The contract's table of event types, kept as data so that it reads like the contract: the
+# topics that may carry each type and its properties. Unknown properties are kept.
+_TABLE: dict[EventType, tuple[frozenset[Channel], dict[str, Any]]] = {
+    EventType.page_view: (
+        _WEB,
+        {"url": _STR, "referrer": _STR, "utm_source": _STR, "utm_campaign": _STR},
+    ),
+    EventType.product_view: (_WEB, {"product_id": _ID, "category": _STR, "price": _AMOUNT}),
+    EventType.search: (_WEB, {"query": _STR}),
+    EventType.cart_add: (
+        _WEB,
+        {
+            "product_id": _ID,
+            "quantity": (Quantity | None, None),
+            "price": _AMOUNT,
+            "currency": _CURRENCY,
+        },
+    ),
+    EventType.cart_remove: (_WEB, {"product_id": _ID}),
+    EventType.checkout_start: (_WEB, {"cart_value": _AMOUNT, "currency": _CURRENCY}),
+    EventType.order_placed: (
+        _WEB,
+        {"order_id": _ID, "value": (Amount, ...), "currency": _CURRENCY, "items": _ITEMS},
+    ),
+    EventType.signup: (_WEB, {"consent": (Consent | None, None)}),
+    EventType.login: (_WEB, {}),
+    EventType.newsletter_subscribe: (_WEB, {}),
+    EventType.review_submitted: (
+        _WEB,
+        {"product_id": (Text | None, None), "rating": (Annotated[int, Field(ge=1, le=5)], ...)},
+    ),
+    EventType.survey_response: (
+        _WEB_EMAIL,
+        {"nps": (Annotated[int, Field(ge=0, le=10)], ...), "comment": _STR},
+    ),
+    EventType.consent_updated: (_WEB_EMAIL, {"consent": (Consent, ...)}),
+    EventType.email_delivered: (_EMAIL, {"campaign_id": _ID, "message_id": _STR}),
+    EventType.email_opened: (_EMAIL, {"campaign_id": _ID, "message_id": _STR}),
+    EventType.email_clicked: (_EMAIL, {"campaign_id": _ID, "message_id": _STR, "url": _STR}),
+    EventType.email_bounced: (
+        _EMAIL,
+        {"campaign_id": _STR, "bounce_type": (Literal["hard", "soft"], ...)},
+    ),
+    EventType.email_unsubscribed: (_EMAIL, {"campaign_id": _STR}),
+    EventType.email_complained: (_EMAIL, {"campaign_id": _STR}),
+    EventType.store_visit: (_STORE, {"store_id": _ID}),
+    EventType.consultation: (_STORE, {"store_id": _ID, "topic": _STR}),
+    EventType.pos_purchase: (
+        _STORE,
+        {
+            "store_id": _ID,
+            "order_id": _ID,
+            "value": (Amount, ...),
+            "currency": _CURRENCY,
+            "items": _ITEMS,
+        },
+    ),
+    EventType.product_return: (_STORE, {"order_id": _ID, "value": _AMOUNT}),
+    # The identity rule that goes with it (customer_id or email) is on Touchpoint.
+    EventType.loyalty_signup: (_STORE, {"loyalty_id": (Identifier, ...)}),
+}
+
+
+def _properties_model(event_type: EventType, fields: dict[str, Any]) -> type[BaseModel]:
+    name = "".join(word.title() for word in event_type.value.split("_")) + "Properties"
+    return create_model(
+        name,
+        __config__=ConfigDict(frozen=True, extra="allow"),
+        __module__=__name__,
+        **fields,
+    )
+
+
+CHANNELS_OF: dict[EventType, frozenset[Channel]] = {t: c for t, (c, _) in _TABLE.items()}
+PROPERTIES_OF: dict[EventType, type[BaseModel]] = {
+    t: _properties_model(t, fields) for t, (_, fields) in _TABLE.items()
+}
+
+
+def _rfc3339_only(value: object) -> object:
+    # Lax pydantic would read a bare number as Unix seconds (or milliseconds, by magnitude);
+    # the contract says RFC 3339 strings, and guessing the unit is how clocks go wrong.
+    if isinstance(value, str | datetime):
+        return value
+    raise PydanticCustomError("datetime_type", "Input should be an RFC 3339 string")
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only)]
+
+
+class Touchpoint(BaseModel):
+    """One validated inbound event; `properties` holds the type's properties plus any extras."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    event_id: Annotated[str, Field(min_length=1, max_length=128)]
+    type: EventType
+    occurred_at: Timestamp
+    channel: Channel | None = Field(
+        default=None, description="Implied by the topic; when stated it must match it."
+    )
+    identity: Identity
+    context: Context = Field(default_factory=Context)
+    # validate_default: an absent `properties` must still meet the type's required ones.
+    properties: dict[str, Any] = Field(default_factory=dict, validate_default=True)
+
+    @field_validator("context", "properties", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: object) -> object:
+        # Serialisers commonly write null for an empty optional object.
+        return {} if value is None else value
+
+    @field_validator("identity")
+    @classmethod
+    def _loyalty_needs_person(cls, identity: Identity, info: ValidationInfo) -> Identity:
+        # A loyalty card on its own would create a profile nobody can reach; the contract
+        # wants the card linked to a known person in the same event.
+        if (
+            info.data.get("type") is EventType.loyalty_signup
+            and identity.customer_id is None
+            and identity.email is None
+        ):
+            raise PydanticCustomError(
+                "loyalty_identity", "loyalty_signup needs customer_id or email"
+            )
+        return identity
+
+    @field_validator("properties")
+    @classmethod
+    def _typed_properties(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        # `type` is declared first, so it is in info.data exactly when it validated; when it
+        # did not, that error is the one to report. Errors raised here keep their nested
+        # location (properties.product_id), which is what the dead letter names.
+        event_type = info.data.get("type")
+        if event_type is None:
+            return value
+        props = PROPERTIES_OF[event_type].model_validate(value)
+        return props.model_dump(exclude_unset=True)
+
+
+CommandName = Literal["erase_customer"]
+
+
+class ControlCommand(BaseModel):
+    """An ops or privacy instruction read from `journey.control`."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    command: CommandName
+    customer_id: Identifier
+    requested_at: Timestamp
+    request_id: Annotated[str, Field(min_length=1, max_length=128)]

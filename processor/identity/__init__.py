@@ -1,0 +1,1 @@
+"""Identity resolution: which person an event belongs to."""

@@ -1,0 +1,1 @@
+"""The journey engine: stages, rules and policies as a pure step function."""

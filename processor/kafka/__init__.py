@@ -1,0 +1,1 @@
+"""Kafka plumbing that is not Faust: topic declarations, admin, the embedded broker."""

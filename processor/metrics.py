@@ -1,0 +1,114 @@
+"""The metrics bundle: every Prometheus metric of the processor, on an injectable registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Info
+
+from processor import __version__
+from processor.events import CHANNELS_OF, Channel, EventType
+from processor.messages import ErrorKind
+
+PREFIX = "touchpoint"
+#: Where a message came from, as a bounded label value: the inbound channel or `control`.
+SOURCES = (*(c.value for c in Channel), "control")
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """One worker's metrics. Labels are bounded and pre-initialised so dashboards show zeros."""
+
+    registry: CollectorRegistry
+    messages_consumed: Counter
+    events_received: Counter
+    events_processed: Counter
+    duplicates: Counter
+    deadletters: Counter
+    transitions: Counter
+    actions: Counter
+    actions_suppressed: Counter
+    processing_errors: Counter
+    build: Info
+
+    @classmethod
+    def create(
+        cls, registry: CollectorRegistry | None = None, stages: tuple[str, ...] = ()
+    ) -> Metrics:
+        """Build the bundle on `registry` (a fresh one by default, so tests never share)."""
+        r = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        m = cls(
+            registry=r,
+            messages_consumed=Counter(
+                f"{PREFIX}_messages_consumed_total",
+                "Inbound messages read, valid or not, by source.",
+                ["source"],
+                registry=r,
+            ),
+            events_received=Counter(
+                f"{PREFIX}_events_received_total",
+                "Valid touchpoint events accepted at ingest, by channel and type.",
+                ["channel", "type"],
+                registry=r,
+            ),
+            events_processed=Counter(
+                f"{PREFIX}_events_processed_total",
+                "Touchpoint events applied to journey state (duplicates included), by channel.",
+                ["channel"],
+                registry=r,
+            ),
+            duplicates=Counter(
+                f"{PREFIX}_duplicate_events_total",
+                "Events whose event_id was already processed for the same customer.",
+                ["channel"],
+                registry=r,
+            ),
+            deadletters=Counter(
+                f"{PREFIX}_deadletters_total",
+                "Inbound messages sent to the dead-letter topic, by source and error kind.",
+                ["source", "kind"],
+                registry=r,
+            ),
+            transitions=Counter(
+                f"{PREFIX}_transitions_total",
+                "Stage transitions emitted, by from and to stage (`none` for a new person).",
+                ["from_stage", "to_stage"],
+                registry=r,
+            ),
+            actions=Counter(
+                f"{PREFIX}_actions_total",
+                "Actions emitted, by action and template.",
+                ["action", "template"],
+                registry=r,
+            ),
+            actions_suppressed=Counter(
+                f"{PREFIX}_actions_suppressed_total",
+                "Actions a policy held back, by rule and reason.",
+                ["rule", "reason"],
+                registry=r,
+            ),
+            processing_errors=Counter(
+                f"{PREFIX}_processing_errors_total",
+                "Unexpected errors while processing a valid message (it is dead-lettered).",
+                ["stage"],
+                registry=r,
+            ),
+            build=Info(f"{PREFIX}_build", "Version of the running processor.", registry=r),
+        )
+        m.build.info({"version": __version__})
+        for source in SOURCES:
+            m.messages_consumed.labels(source)
+            for kind in ErrorKind:
+                m.deadletters.labels(source, kind.value)
+        for ch in Channel:
+            m.events_processed.labels(ch.value)
+            m.duplicates.labels(ch.value)
+        for event_type in EventType:
+            for ch in CHANNELS_OF[event_type]:
+                m.events_received.labels(ch.value, event_type.value)
+        for stage in stages:
+            m.transitions.labels("none", stage)
+            for other in stages:
+                if other != stage:
+                    m.transitions.labels(other, stage)
+        return m

@@ -1,0 +1,112 @@
+"""The one settings object: every knob, read from `TOUCHPOINT_*` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The repository's own folders; an installed package finds them beside itself.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_JOURNEY_FILE = Path(__file__).resolve().parent / "journey" / "lifecycle.yaml"
+
+
+class Settings(BaseSettings):
+    """How a worker connects, where it keeps state, and how it behaves.
+
+    Every field is read from the environment variable `TOUCHPOINT_<FIELD>` (upper case).
+    This class is the reference configuration: the README's table is generated from it.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="TOUCHPOINT_", frozen=True, extra="forbid", validate_default=True
+    )
+
+    kafka_bootstrap: str | None = Field(
+        default=None,
+        description=(
+            "Kafka bootstrap servers, comma separated (`host:port,host:port`). "
+            "Unset: `touchpoint run` starts the embedded broker and uses it."
+        ),
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="Security protocol for every Kafka connection."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="SCRAM-SHA-512", description="SASL mechanism when the protocol is SASL_*."
+    )
+    kafka_sasl_username: str | None = Field(default=None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None, description="SASL password (never logged)."
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        default=None, description="CA bundle that signs the brokers' certificates (SSL, SASL_SSL)."
+    )
+    embedded_broker_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Port of the embedded broker on 127.0.0.1; 0 picks a free one.",
+    )
+    topics_dir: Path = Field(
+        default=REPO_ROOT / "topics",
+        description="Folder of the declarative topic definitions (`*.yaml`).",
+    )
+    topic_replication_factor: int = Field(
+        default=1,
+        ge=1,
+        description="Replication factor used by `touchpoint topics apply` for new topics.",
+    )
+    journey_file: Path = Field(
+        default=DEFAULT_JOURNEY_FILE,
+        description="The journey definition (YAML). Default: the shipped `lifecycle` journey.",
+    )
+    data_dir: Path = Field(
+        default=Path("data"),
+        description="Where the worker keeps its local table state (RocksDB). Keep it on a volume.",
+    )
+    store: Literal["rocksdb", "memory"] = Field(
+        default="rocksdb",
+        description=(
+            "Local table store. `rocksdb` (via rocksdict) survives restarts and only replays "
+            "the changelog's tail; `memory` rebuilds from the changelog at every start."
+        ),
+    )
+    web_host: str = Field(
+        default="127.0.0.1", description="Address the worker's HTTP server binds."
+    )
+    web_port: int = Field(
+        default=6066, ge=0, le=65535, description="Port of /metrics, /health, /ready and the API."
+    )
+    max_event_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Inbound messages larger than this (bytes) are dead-lettered as `too_large`.",
+    )
+    rebalance_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long the group coordinator waits for members to rejoin a rebalance.",
+    )
+    session_timeout_s: float = Field(
+        default=10.0,
+        ge=6,
+        description=(
+            "A worker that sends no heartbeat for this long is dropped from the group. "
+            "Kafka's group.min.session.timeout.ms is 6 s, the floor; the embedded broker "
+            "holds every group join for half of this, so short keeps start-up quick."
+        ),
+    )
+    commit_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description=(
+            "Offsets (and so the produced outputs before them) are committed this often. "
+            "Shorter means fewer replays after a crash, longer means less overhead."
+        ),
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Worker log level."
+    )

@@ -1,0 +1,1 @@
+"""The streaming shell: Faust app, tables, agents and timers."""

@@ -1,0 +1,117 @@
+"""The Faust app factory: topics, the journey table, agents and web views, wired from settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from processor import topics as t
+from processor.journey.definition import Journey
+from processor.metrics import Metrics
+from processor.settings import Settings
+
+#: A dead letter may carry a whole 1 MiB message escaped as JSON; see topics/touchpoints.deadletter.
+_MAX_REQUEST_BYTES = 8 * 1024 * 1024
+
+
+@dataclass
+class Runtime:
+    """What the agents and views share: the app, its topics and table, the journey, metrics."""
+
+    app: faust.App
+    settings: Settings
+    journey: Journey
+    metrics: Metrics
+    inbound: Any
+    customer_events: Any
+    deadletter: Any
+    actions: Any
+    transitions: Any
+    table: Any
+
+
+def _credentials(settings: Settings) -> Any:
+    protocol = settings.kafka_security_protocol
+    if protocol.startswith("SASL_"):
+        password = settings.kafka_sasl_password
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=password.get_secret_value() if password else None,
+            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=_ssl(settings) if protocol == "SASL_SSL" else None,
+        )
+    if protocol == "SSL":
+        return faust.SSLCredentials(_ssl(settings))
+    return None
+
+
+def _ssl(settings: Settings) -> Any:
+    from aiokafka.helpers import create_ssl_context
+
+    cafile = str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+    return create_ssl_context(cafile=cafile)
+
+
+def create_app(settings: Settings, journey: Journey, metrics: Metrics) -> Runtime:
+    """Build the worker's Faust app. Nothing connects until the worker starts it."""
+    if not settings.kafka_bootstrap:
+        raise ValueError("create_app needs TOUCHPOINT_KAFKA_BOOTSTRAP")
+    brokers = ";".join(f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(","))
+    app = faust.App(
+        t.APP_ID,
+        broker=brokers,
+        broker_credentials=_credentials(settings),
+        store="rocksdb://" if settings.store == "rocksdb" else "memory://",
+        datadir=str(settings.data_dir),
+        autodiscover=False,
+        # Topics are created from topics/ by `touchpoint topics apply`, never implicitly.
+        topic_allow_declare=False,
+        # No on_leader timers: the leader-election topic would be one more undeclared topic.
+        topic_disable_leader=True,
+        broker_rebalance_timeout=settings.rebalance_timeout_s,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
+        broker_commit_interval=settings.commit_interval_s,
+        producer_max_request_size=_MAX_REQUEST_BYTES,
+        # Start from the oldest retained event: a new deployment must not skip what is waiting.
+        consumer_auto_offset_reset="earliest",
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        web_host=settings.web_host,
+    )
+    raw: dict[str, Any] = {
+        "key_type": bytes,
+        "value_type": bytes,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+    }
+    # allow_empty: a message with no value must reach the agent and be dead-lettered;
+    # without it Faust would drop it silently.
+    inbound = app.topic(*t.INBOUND, t.CONTROL, allow_empty=True, **raw)
+    customer_events = app.topic(t.CUSTOMER_EVENTS, partitions=_partitions(settings), **raw)
+    table = app.Table(
+        t.JOURNEY_TABLE,
+        partitions=_partitions(settings),
+        # bytes in and out: Faust then uses its raw codec, and we encode state ourselves.
+        key_type=bytes,
+        value_type=bytes,
+    )
+    return Runtime(
+        app=app,
+        settings=settings,
+        journey=journey,
+        metrics=metrics,
+        inbound=inbound,
+        customer_events=customer_events,
+        deadletter=app.topic(t.DEADLETTER, **raw),
+        actions=app.topic(t.ACTIONS, **raw),
+        transitions=app.topic(t.TRANSITIONS, **raw),
+        table=table,
+    )
+
+
+def _partitions(settings: Settings) -> int:
+    return t.load(settings.topics_dir)[t.CUSTOMER_EVENTS].partitions

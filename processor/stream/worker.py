@@ -1,0 +1,55 @@
+"""Start a worker: check the topics, build the app, and run it until a signal stops it."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import faust
+from aiokafka.admin import AIOKafkaAdminClient
+
+from processor import topics as t
+from processor.journey.definition import load_journey
+from processor.kafka import admin
+from processor.kafka.clients import connection_kwargs
+from processor.metrics import Metrics
+from processor.settings import Settings
+from processor.stream import agents
+from processor.stream.app import create_app
+from processor.web import views
+
+
+async def preflight(settings: Settings) -> list[str]:
+    """Reasons not to start: required topics missing or with the wrong partition count."""
+    specs = t.load(settings.topics_dir)
+    client = AIOKafkaAdminClient(**connection_kwargs(settings), request_timeout_ms=15_000)
+    await client.start()
+    try:
+        return await admin.missing_or_wrong(client, specs, t.ALL)
+    finally:
+        await client.close()
+
+
+def run_worker(settings: Settings) -> int:
+    """Run one worker in the foreground; returns the exit code."""
+    journey = load_journey(settings.journey_file)
+    problems = asyncio.run(preflight(settings))
+    if problems:
+        print("touchpoint: refusing to start, the topics are not as declared:", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+        print("Create them with `touchpoint topics apply`.", file=sys.stderr)
+        return 2
+    # asyncio.run closed its loop; Faust and mode expect a current one.
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    metrics = Metrics.create(stages=tuple(journey.stages))
+    rt = create_app(settings, journey, metrics)
+    agents.install(rt)
+    views.install(rt)
+    worker = faust.Worker(rt.app, loglevel=settings.log_level, quiet=True)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0

@@ -1,0 +1,123 @@
+"""Topic names used by the code, and the loader of their declarations under `topics/`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+#: Faust's application id. Internal topic names derive from it, so it is fixed, not a setting.
+APP_ID = "touchpoint-processor"
+
+WEB = "touchpoints.web"
+EMAIL = "touchpoints.email"
+STORE = "touchpoints.store"
+DEADLETTER = "touchpoints.deadletter"
+ACTIONS = "journey.actions"
+TRANSITIONS = "journey.transitions"
+CONTROL = "journey.control"
+
+#: Faust names a table's changelog `<app id>-<table name>-changelog`.
+JOURNEY_TABLE = "journey"
+CUSTOMER_EVENTS = f"{APP_ID}-customer-events"
+JOURNEY_CHANGELOG = f"{APP_ID}-{JOURNEY_TABLE}-changelog"
+
+INBOUND = (WEB, EMAIL, STORE)
+#: Every topic the worker reads or writes; it refuses to start while one is missing.
+ALL = (
+    WEB,
+    EMAIL,
+    STORE,
+    DEADLETTER,
+    ACTIONS,
+    TRANSITIONS,
+    CONTROL,
+    CUSTOMER_EVENTS,
+    JOURNEY_CHANGELOG,
+)
+
+Role = Literal["inbound", "outbound", "internal"]
+
+
+class TopicDeclarationError(ValueError):
+    """A file under `topics/` does not describe a topic correctly."""
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One declared topic: what `touchpoint topics apply` creates and `check` compares."""
+
+    name: str
+    role: Role
+    partitions: int
+    key: str
+    value: str
+    config: dict[str, str] = field(default_factory=dict)
+    copartition: str | None = None
+    path: Path | None = None
+
+
+_REQUIRED = ("name", "role", "partitions", "key", "value")
+_ALLOWED = {*_REQUIRED, "config", "copartition"}
+
+
+def _spec_from(path: Path, data: Any) -> TopicSpec:
+    if not isinstance(data, dict):
+        raise TopicDeclarationError(f"{path}: expected a mapping of topic fields")
+    missing = [k for k in _REQUIRED if k not in data]
+    if missing:
+        raise TopicDeclarationError(f"{path}: missing {', '.join(missing)}")
+    unknown = sorted(set(data) - _ALLOWED)
+    if unknown:
+        raise TopicDeclarationError(f"{path}: unknown field(s) {', '.join(unknown)}")
+    if data["role"] not in ("inbound", "outbound", "internal"):
+        raise TopicDeclarationError(f"{path}: role must be inbound, outbound or internal")
+    partitions = data["partitions"]
+    if not isinstance(partitions, int) or isinstance(partitions, bool) or partitions < 1:
+        raise TopicDeclarationError(f"{path}: partitions must be a positive integer")
+    config = data.get("config") or {}
+    if not isinstance(config, dict):
+        raise TopicDeclarationError(f"{path}: config must be a mapping")
+    return TopicSpec(
+        name=str(data["name"]),
+        role=data["role"],
+        partitions=partitions,
+        key=str(data["key"]),
+        value=str(data["value"]),
+        config={str(k): str(v) for k, v in config.items()},
+        copartition=data.get("copartition"),
+        path=path,
+    )
+
+
+def load(directory: Path) -> dict[str, TopicSpec]:
+    """Read every `*.yaml` in `directory` (not below it) into specs keyed by topic name."""
+    if not directory.is_dir():
+        raise TopicDeclarationError(f"{directory}: no such folder of topic declarations")
+    specs: dict[str, TopicSpec] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise TopicDeclarationError(f"{path}: not valid YAML: {exc}") from exc
+        spec = _spec_from(path, data)
+        if spec.name in specs:
+            raise TopicDeclarationError(f"{path}: topic {spec.name} is declared twice")
+        specs[spec.name] = spec
+    return specs
+
+
+def copartition_problems(specs: dict[str, TopicSpec]) -> list[str]:
+    """Name every co-partitioned group whose topics do not share one partition count."""
+    groups: dict[str, dict[str, int]] = {}
+    for spec in specs.values():
+        if spec.copartition:
+            groups.setdefault(spec.copartition, {})[spec.name] = spec.partitions
+    return [
+        f"co-partitioned group {group!r} mixes partition counts: "
+        + ", ".join(f"{n}={p}" for n, p in sorted(members.items()))
+        for group, members in sorted(groups.items())
+        if len(set(members.values())) > 1
+    ]

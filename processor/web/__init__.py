@@ -1,0 +1,1 @@
+"""The worker's HTTP surface: metrics, status and health."""

@@ -1,0 +1,1 @@
+"""Helpers for tests that need a broker or a running worker."""
