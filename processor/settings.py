@@ -110,3 +110,19 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Worker log level."
     )
+
+
+def reference_markdown() -> str:
+    """The configuration reference as a Markdown table, generated from the fields above."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, info in Settings.model_fields.items():
+        default = info.default
+        if isinstance(default, Path):
+            shown = str(default.relative_to(REPO_ROOT)) if default.is_absolute() else str(default)
+            shown = f"`{shown}`"
+        elif default is None:
+            shown = "(unset)"
+        else:
+            shown = f"`{default}`"
+        rows.append(f"| `TOUCHPOINT_{name.upper()}` | {shown} | {info.description} |")
+    return "\n".join(rows) + "\n"
