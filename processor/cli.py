@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from processor import __version__
 from processor import topics as t
+from processor.kafka.embedded import EmbeddedBrokerError
 from processor.settings import Settings
 
 TAILABLE = {"actions": t.ACTIONS, "transitions": t.TRANSITIONS, "deadletter": t.DEADLETTER}
@@ -289,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except KeyboardInterrupt:
         return 130
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, EmbeddedBrokerError) as exc:
         print(f"touchpoint: {exc}", file=sys.stderr)
         return 1
 

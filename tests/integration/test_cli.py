@@ -136,3 +136,13 @@ def test_broker_command_runs_in_the_foreground(tmp_path: Path) -> None:
         if proc.stdout is not None:
             proc.stdout.close()
     assert not _listening(port)
+
+
+def test_run_refuses_an_embedded_broker_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = touchpoint("run", "--broker-port", str(port), bootstrap=None)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"touchpoint: port {port} on 127.0.0.1 is in use")
