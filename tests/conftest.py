@@ -1,8 +1,13 @@
-"""Fixtures shared by the suite: a fresh broker per test that needs one."""
+"""Fixtures shared by the suite: a fresh broker per test that needs one.
+
+`TOUCHPOINT_TEST_BROKER` chooses it: `embedded` (the default, Tansu, starts in milliseconds) or
+`kafka` (a real Apache Kafka in KRaft mode, jars from Maven Central, cached under `.cache/`).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -10,13 +15,33 @@ import pytest
 from processor.kafka.embedded import EmbeddedBroker
 from processor.kafka.tools import apply_topics
 from processor.settings import Settings
+from tests.brokers.apache_kafka import INSTALL_HINT, ApacheKafka, missing_tools
+
+BROKER = os.environ.get("TOUCHPOINT_TEST_BROKER", "embedded")
+if BROKER not in ("embedded", "kafka"):
+    raise pytest.UsageError("TOUCHPOINT_TEST_BROKER must be `embedded` or `kafka`")
+
+
+def require_apache_kafka() -> None:
+    """Skip (or, under CI, fail) when Java or Maven is missing."""
+    missing = missing_tools()
+    if missing:
+        message = f"the real Kafka broker needs {' and '.join(missing)}: {INSTALL_HINT}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 @pytest.fixture
 def broker_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A fresh embedded broker, with every declared topic created; stopped after the test."""
-    log = tmp_path_factory.mktemp("broker") / "broker.log"
-    with EmbeddedBroker(log_path=log) as broker:
+    """A fresh broker with no topics; stopped after the test."""
+    workdir = tmp_path_factory.mktemp("broker")
+    if BROKER == "kafka":
+        require_apache_kafka()
+        with ApacheKafka(workdir) as kafka:
+            yield kafka.bootstrap
+        return
+    with EmbeddedBroker(log_path=workdir / "broker.log") as broker:
         yield broker.bootstrap
 
 
