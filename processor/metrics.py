@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from processor import __version__
 from processor.events import CHANNELS_OF, Channel, EventType
@@ -29,6 +29,10 @@ class Metrics:
     actions: Counter
     actions_suppressed: Counter
     processing_errors: Counter
+    cross_channel_conversions: Counter
+    timers_fired: Counter
+    timer_lateness: Histogram
+    timers_pending: Gauge
     build: Info
 
     @classmethod
@@ -91,6 +95,27 @@ class Metrics:
                 f"{PREFIX}_processing_errors_total",
                 "Unexpected errors while processing a valid message (it is dead-lettered).",
                 ["stage"],
+                registry=r,
+            ),
+            cross_channel_conversions=Counter(
+                f"{PREFIX}_cross_channel_conversions_total",
+                "Store purchases by people with web or email touchpoints shortly before.",
+                registry=r,
+            ),
+            timers_fired=Counter(
+                f"{PREFIX}_timers_fired_total",
+                "Timers fired (waits, follow-ups and time-driven stage moves).",
+                registry=r,
+            ),
+            timer_lateness=Histogram(
+                f"{PREFIX}_timer_lateness_seconds",
+                "How long after its due time a timer fired.",
+                buckets=(0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400),
+                registry=r,
+            ),
+            timers_pending=Gauge(
+                f"{PREFIX}_timers_pending",
+                "People owned by this worker with at least one pending timer (upper bound).",
                 registry=r,
             ),
             build=Info(f"{PREFIX}_build", "Version of the running processor.", registry=r),

@@ -107,6 +107,27 @@ class Settings(BaseSettings):
             "Shorter means fewer replays after a crash, longer means less overhead."
         ),
     )
+    timer_tick_s: float = Field(
+        default=1.0,
+        gt=0,
+        description=(
+            "How often a worker looks for due timers. A timer fires at most this much late "
+            "(plus processing), or a rebalance's recovery time late after a move."
+        ),
+    )
+    timer_resend_s: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "A due timer whose firing was requested but not yet processed is requested again "
+            "after this long (the request may have been lost in a crash)."
+        ),
+    )
+    timer_batch: int = Field(
+        default=5000,
+        ge=1,
+        description="At most this many people's timers are requested per tick.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Worker log level."
     )

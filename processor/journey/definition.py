@@ -1,78 +1,136 @@
-"""The journey file: a declarative YAML definition, validated once at load time."""
+"""The journey file: a declarative YAML definition, validated and compiled once at load time."""
 
 from __future__ import annotations
 
-import re
+from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from processor.events import EventType
+from processor.journey.conditions import ALWAYS, Condition
+from processor.journey.fields import ActionChannel, ActionKind, Duration, Strict
+from processor.journey.params import Params
+from processor.journey.policy_models import Policies
+from processor.journey.yamlfile import (
+    JourneyFileError,
+    apply_overrides,
+    parse_duration,
+    read_yaml,
+)
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-
-
-def parse_duration(value: Any) -> timedelta:
-    """`45s`, `1h`, `7d` → timedelta. A bare number is refused: the unit must be written."""
-    if isinstance(value, timedelta):
-        return value
-    match = _DURATION.match(value) if isinstance(value, str) else None
-    if match is None:
-        raise ValueError(f"{value!r} is not a duration such as 45s, 1h or 7d")
-    return timedelta(seconds=float(match.group(1)) * _UNIT_S[match.group(2)])
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-ActionKind = Literal[
-    "send_email",
-    "send_sms",
-    "send_push",
-    "issue_coupon",
-    "retarget_ad",
-    "create_support_task",
-    "tag_customer",
+__all__ = [
+    "ERASED",
+    "ActionChannel",
+    "ActionKind",
+    "Duration",
+    "Journey",
+    "JourneyFileError",
+    "Step",
+    "load_journey",
+    "parse_duration",
 ]
-ActionChannel = Literal["email", "sms", "push", "ads", "crm"]
+
 ERASED = "erased"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class TransitionDef(_Strict):
-    """A stage move: from one of `from_`, on one of the event types, to `to`."""
+class TransitionDef(Strict):
+    """A stage move: from one of `from`, on one of the event types (or `after` a time), to `to`."""
 
     name: str
     from_: tuple[str, ...] = Field(alias="from", min_length=1)
-    on: tuple[EventType, ...] = Field(min_length=1)
+    on: tuple[EventType, ...] = ()
+    after: Duration | None = None
+    since: Literal["stage_entry", "last_purchase"] = "stage_entry"
+    if_: Condition = Field(default=ALWAYS, alias="if")
     to: str
 
+    @model_validator(mode="after")
+    def _one_trigger(self) -> TransitionDef:
+        if bool(self.on) == (self.after is not None):
+            raise ValueError(f"{self.name}: needs exactly one of `on` (events) or `after` (time)")
+        return self
 
-class RuleDef(_Strict):
-    """An action that an event triggers, subject to the journey's policies."""
+
+class EveryLimit(Strict):
+    """At most once per `every` (per key value when `per_key`)."""
+
+    every: Duration
+    per_key: bool = False
+
+
+Limit = Literal["always", "once", "once_per_key"] | EveryLimit
+_INHERITED = ("action", "channel", "template", "params", "limit", "stale_after")
+_TRIGGERS = ("on", "on_enter", "after", "if_", "key", "wait", "cancel_on", "mark")
+
+
+class _StepFields(Strict):
+    on: tuple[EventType, ...] = ()
+    on_enter: tuple[str, ...] = ()
+    after: Duration | None = None
+    if_: Condition | None = Field(default=None, alias="if")
+    key: str | None = None
+    wait: Duration | None = None
+    cancel_on: tuple[EventType, ...] = ()
+    action: ActionKind | None = None
+    channel: ActionChannel | None = None
+    template: str | None = None
+    params: Params | None = None
+    limit: Limit | None = None
+    stale_after: Duration | None = None
+    mark: Literal["cross_channel_conversion"] | None = None
+
+
+class StepDef(_StepFields):
+    """One step of a rule; `name` defaults to the rule's name for the first step."""
+
+    name: str | None = None
+
+
+class RuleDef(_StepFields):
+    """An action (or a chain of steps) that events, stage entries or time trigger."""
 
     name: str
-    on: tuple[EventType, ...] = Field(min_length=1)
-    action: ActionKind
-    channel: ActionChannel
-    template: str
-    limit: Literal["once", "every"] = "every"
+    description: str = ""
+    steps: tuple[StepDef, ...] = ()
+
+    @model_validator(mode="after")
+    def _steps_or_single(self) -> RuleDef:
+        if self.steps:
+            given = [f for f in _TRIGGERS if f in self.model_fields_set]
+            if given:
+                raise ValueError(f"{self.name}: with `steps`, set {given[0]} on each step")
+        return self
 
 
-class Policies(_Strict):
-    """Rules that apply to every action and transition."""
+@dataclass(frozen=True, slots=True)
+class Step:
+    """A rule step as the engine runs it: the rule's defaults merged in."""
 
-    transactional_templates: tuple[str, ...] = ()
-    conversion_lookback: Duration = timedelta(days=14)
-    dedupe_window_events: int = Field(default=256, ge=1, le=100_000)
+    rule: str
+    name: str
+    on: frozenset[EventType]
+    on_enter: frozenset[str]
+    after: timedelta | None
+    when: Condition
+    key: str | None
+    wait: timedelta | None
+    cancel_on: frozenset[EventType]
+    action: str | None
+    channel: str | None
+    template: str | None
+    params: Params
+    limit: Limit
+    stale_after: timedelta
+    mark: str | None
+    #: The step that follows this one `after` a delay, if any.
+    follow_up: str | None
 
 
-class Journey(_Strict):
+class Journey(Strict):
     """A whole journey definition."""
 
     journey: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,63}$")
@@ -81,10 +139,10 @@ class Journey(_Strict):
     stages: dict[str, str]
     transitions: tuple[TransitionDef, ...] = ()
     rules: tuple[RuleDef, ...] = ()
-    policies: Policies = Policies()
+    policies: Policies
 
     @model_validator(mode="after")
-    def _stages_exist(self) -> Journey:
+    def _consistent(self) -> Journey:
         known = set(self.stages)
         if ERASED not in known:
             raise ValueError(f"stages: the terminal stage {ERASED!r} must be declared")
@@ -94,44 +152,130 @@ class Journey(_Strict):
             for stage in (*t.from_, t.to):
                 if stage not in known:
                     raise ValueError(f"transitions.{i} ({t.name}): unknown stage {stage!r}")
-        names = [r.name for r in self.rules]
+            if ERASED in (*t.from_, t.to):
+                raise ValueError(f"transitions.{i} ({t.name}): only erase_customer enters erased")
+        names = [s.name for s in self.steps]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"rules: names must be unique, repeated: {', '.join(dupes)}")
+            raise ValueError(f"rules: step names must be unique, repeated: {', '.join(dupes)}")
+        for s in self.steps:
+            for stage in s.on_enter:
+                if stage not in known:
+                    raise ValueError(f"rules.{s.rule}.{s.name}: on_enter: unknown stage {stage!r}")
         return self
 
+    @cached_property
+    def steps(self) -> tuple[Step, ...]:
+        """Every rule step, merged with its rule's defaults, in file order."""
+        return tuple(s for i, r in enumerate(self.rules) for s in _resolve(i, r, self.policies))
 
-class JourneyFileError(ValueError):
-    """A journey file is unreadable or invalid; the message names the file and the path."""
+    @cached_property
+    def step_by_name(self) -> dict[str, Step]:
+        """Steps by their unique name."""
+        return {s.name: s for s in self.steps}
+
+    @cached_property
+    def tracked(self) -> dict[str, tuple[str, ...]]:
+        """Event type -> properties to remember in `recent` for counting conditions and params."""
+        pairs: set[tuple[str, str]] = set()
+        for s in self.steps:
+            pairs |= s.when.tracked
+            if any("viewed." in str(v) for v in s.params.source.values()):
+                pairs.add((EventType.product_view.value, "product_id"))
+        for t in self.transitions:
+            pairs |= t.if_.tracked
+        out: dict[str, list[str]] = {}
+        for typ, prop in sorted(pairs):
+            out.setdefault(typ, [])
+            if prop:
+                out[typ].append(prop)
+        return {k: tuple(v) for k, v in out.items()}
+
+    @cached_property
+    def recent_window_s(self) -> float:
+        """How long `recent` events matter: the longest count window, or a day for params."""
+        windows = [s.when.window_s for s in self.steps] + [t.if_.window_s for t in self.transitions]
+        return max([*windows, 86400.0])
 
 
-class _Yaml12Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 booleans: only true/false, so `on:` stays the word "on"."""
-
-
-_Yaml12Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Yaml12Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
+def _resolve(index: int, rule: RuleDef, policies: Policies) -> list[Step]:
+    specs: list[StepDef] = list(rule.steps)
+    if not specs:
+        own = rule.model_fields_set & {*_TRIGGERS, *_INHERITED}
+        specs = [StepDef.model_validate({f: getattr(rule, f) for f in own})]
+    out: list[Step] = []
+    for n, spec in enumerate(specs):
+        where = f"rules.{index}.steps.{n}" if rule.steps else f"rules.{index}"
+        name = spec.name or (rule.name if n == 0 else None)
+        if name is None:
+            raise ValueError(f"{where}: every step after the first needs a `name`")
+        merged = {
+            f: getattr(spec, f) if getattr(spec, f) is not None else getattr(rule, f)
+            for f in _INHERITED
+        }
+        triggers = sum((bool(spec.on), bool(spec.on_enter), spec.after is not None))
+        if triggers != 1:
+            raise ValueError(f"{where} ({name}): needs exactly one of on, on_enter or after")
+        if spec.after is not None and n == 0:
+            raise ValueError(
+                f"{where} ({name}): `after` follows a previous step; the first has none"
+            )
+        if (spec.mark is None) == (merged["action"] is None):
+            raise ValueError(f"{where} ({name}): needs either an action or a mark")
+        if merged["action"] is not None and (
+            merged["channel"] is None or merged["template"] is None
+        ):
+            raise ValueError(f"{where} ({name}): an action needs a channel and a template")
+        if spec.cancel_on and spec.wait is None and spec.after is None:
+            raise ValueError(f"{where} ({name}): cancel_on needs a wait or an after")
+        limit: Limit = merged["limit"] or "always"
+        if (limit == "once_per_key" or getattr(limit, "per_key", False)) and spec.key is None:
+            raise ValueError(f"{where} ({name}): a per-key limit needs a `key`")
+        nxt = specs[n + 1] if n + 1 < len(specs) else None
+        out.append(
+            Step(
+                rule=rule.name,
+                name=name,
+                on=frozenset(spec.on),
+                on_enter=frozenset(spec.on_enter),
+                after=spec.after,
+                when=spec.if_ or ALWAYS,
+                key=spec.key,
+                wait=spec.wait,
+                cancel_on=frozenset(spec.cancel_on),
+                action=merged["action"],
+                channel=merged["channel"],
+                template=merged["template"],
+                params=merged["params"] or Params({}),
+                limit=limit,
+                stale_after=merged["stale_after"] or policies.stale_after,
+                mark=spec.mark,
+                follow_up=nxt.name if nxt is not None and nxt.after is not None else None,
+            )
+        )
+    return out
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(p) for p in loc) or "(top level)"
 
 
-def load_journey(path: Path) -> Journey:
-    """Read and validate a journey file, or raise JourneyFileError with precise messages."""
+def parse_journey(data: Any, origin: str) -> Journey:
+    """Validate parsed YAML as a journey, or raise JourneyFileError naming `origin` and paths."""
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Yaml12Loader)  # noqa: S506 (a SafeLoader)
-    except OSError as exc:
-        raise JourneyFileError(f"{path}: cannot read: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise JourneyFileError(f"{path}: not valid YAML: {exc}") from exc
-    try:
-        return Journey.model_validate(data)
+        journey = Journey.model_validate(data)
     except ValidationError as exc:
-        lines = [f"{path}: {_loc(e['loc'])}: {e['msg']}" for e in exc.errors()]
+        lines = [
+            f"{origin}: {_loc(e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        ]
         raise JourneyFileError("\n".join(lines)) from exc
+    return journey
+
+
+def load_journey(path: Path, durations: dict[str, Any] | None = None) -> Journey:
+    """Read and validate a journey file (with optional `durations` overrides by path)."""
+    data = read_yaml(path)
+    if durations:
+        data = apply_overrides(data, durations, str(path))
+    return parse_journey(data, str(path))

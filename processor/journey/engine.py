@@ -1,163 +1,180 @@
-"""The pure journey step: (state, event, now, journey) → outcome. No Kafka, clock or I/O."""
+"""The pure journey step: (state, event or fired timer, now, journey) -> Outcome; no I/O."""
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
-from processor.events import Channel, EventType, Touchpoint
-from processor.journey.definition import ERASED, Journey, RuleDef
-from processor.journey.state import CustomerState
-from processor.messages import Action, ActionChannel, ActionKind, Transition
+from processor.events import Channel
+from processor.journey import rules
+from processor.journey.definition import ERASED, Journey, TransitionDef
+from processor.journey.memory import PURCHASES, observe
+from processor.journey.outcome import EventInput, Outcome, TimerFired, Trigger, action_id
+from processor.journey.policies import has_consent
+from processor.journey.rules import Ctx
+from processor.journey.state import CustomerState, as_datetime, due_timers
+from processor.messages import Transition
 
-_PURCHASES = frozenset({EventType.order_placed, EventType.pos_purchase})
-_MARKETING_CHANNELS = frozenset({"email", "sms", "push"})
+__all__ = ["EventInput", "Outcome", "TimerFired", "action_id", "due_timers", "erase", "step"]
+
 #: Channels in the order `channels_before_conversion` lists them.
 _CHANNEL_ORDER = tuple(c.value for c in Channel)
-#: Touches remembered per person for conversion paths; older ones fall out first.
-_MAX_TOUCHES = 64
+#: Stage history entries kept per person (the current stage is always the last).
+_MAX_HISTORY = 32
 
 
-@dataclass(slots=True)
-class Outcome:
-    """What one step decided: the new state (None deletes it) and what to emit."""
-
-    state: CustomerState | None
-    transitions: list[Transition] = field(default_factory=list)
-    actions: list[Action] = field(default_factory=list)
-    #: (rule, reason) of every action a policy held back; counted, never emitted.
-    suppressed: list[tuple[str, str]] = field(default_factory=list)
-    duplicate: bool = False
-
-
-def action_id(journey: str, rule: str, customer_id: str, trigger_event_id: str) -> str:
-    """Deterministic: the same rule, customer and trigger always give the same id."""
-    digest = hashlib.blake2b(
-        f"{journey}\x1f{rule}\x1f{customer_id}\x1f{trigger_event_id}".encode(), digest_size=16
-    )
-    return digest.hexdigest()
-
-
-def _epoch(at: datetime) -> float:
-    return at.timestamp()
-
-
-def _apply_consent(state: CustomerState, event: Touchpoint) -> None:
-    props = event.properties
-    if event.type in (EventType.signup, EventType.consent_updated):
-        consent = props.get("consent") or {}
-        for channel in _MARKETING_CHANNELS:
-            value = consent.get(channel)
-            if isinstance(value, bool):
-                state.consent[channel] = value
-    elif event.type is EventType.newsletter_subscribe:
-        state.consent["email"] = True
-    elif event.type in (EventType.email_unsubscribed, EventType.email_complained) or (
-        event.type is EventType.email_bounced and props.get("bounce_type") == "hard"
-    ):
-        state.consent["email"] = False
-
-
-def _move(state: CustomerState, to: str, event: Touchpoint, journey: Journey, out: Outcome) -> None:
-    at = _epoch(event.occurred_at)
+def _move(ctx: Ctx, to: str, at: float, trigger_id: str, trigger_type: str) -> None:
+    state, journey = ctx.state, ctx.journey
     channels: list[str] = []
-    if event.type in _PURCHASES:
+    if trigger_type in PURCHASES:
         since = at - journey.policies.conversion_lookback.total_seconds()
         used = {c for c, t in state.touches if since <= t <= at}
         channels = [c for c in _CHANNEL_ORDER if c in used]
-    out.transitions.append(
+    ctx.out.transitions.append(
         Transition(
             customer_id=state.customer_id,
             journey=journey.journey,
-            from_stage=state.stage,
+            from_stage=state.stage or None,
             to_stage=to,
-            at=event.occurred_at,
-            trigger_event_id=event.event_id,
-            trigger_type=event.type.value,
+            at=as_datetime(at),
+            trigger_event_id=trigger_id,
+            trigger_type=trigger_type,
             channels_before_conversion=channels,
         )
     )
     state.stage, state.stage_since = to, at
     state.history.append((to, at))
+    del state.history[:-_MAX_HISTORY]
 
 
-def _fire(
-    state: CustomerState,
-    rule: RuleDef,
-    event: Touchpoint,
-    now: datetime,
-    journey: Journey,
-    out: Outcome,
-) -> None:
-    if rule.limit == "once" and rule.name in state.fired:
-        return
-    marketing = rule.template not in journey.policies.transactional_templates
-    if marketing and rule.channel in _MARKETING_CHANNELS and not state.consent.get(rule.channel):
-        out.suppressed.append((rule.name, "consent"))
-        return
-    state.fired[rule.name] = _epoch(now)
-    out.actions.append(
-        Action(
-            action_id=action_id(journey.journey, rule.name, state.customer_id, event.event_id),
-            customer_id=state.customer_id,
-            action=ActionKind(rule.action),
-            channel=ActionChannel(rule.channel),
-            template=rule.template,
-            journey=journey.journey,
-            stage=state.stage,
-            rule=rule.name,
-            trigger_event_id=event.event_id,
-            created_at=now,
-            send_after=now,
-            params={},
-        )
-    )
+def _reconcile_stage_timers(ctx: Ctx) -> None:
+    state = ctx.state
+    for t in ctx.journey.transitions:
+        if t.after is None:
+            continue
+        name = f"transition:{t.name}"
+        want: str | None = None
+        if state.stage in t.from_:
+            anchor = state.stage_since
+            if t.since == "last_purchase" and state.last_purchase is not None:
+                anchor = state.last_purchase
+            # Milliseconds in the id: one id per anchor, stable across serialisation.
+            want = f"stage:{t.name}@{round(anchor * 1000)}"
+            if want not in state.timers:
+                state.timers[want] = (anchor + t.after.total_seconds(), name, {})
+        for tid in [k for k, (_, n, _) in state.timers.items() if n == name and k != want]:
+            del state.timers[tid]
+
+
+def _diff_timers(before: Mapping[str, object], ctx: Ctx, fired: str) -> None:
+    after = ctx.state.timers
+    ctx.out.timers_cancel = sorted(k for k in before if k not in after and k != fired)
+    ctx.out.timers_set = [
+        t for t in due_timers(ctx.state) if t.id not in before or before[t.id] != after[t.id]
+    ]
+
+
+def _event_transition(ctx: Ctx, inp: EventInput) -> TransitionDef | None:
+    ev = inp.event
+    for t in ctx.journey.transitions:
+        at = ev.occurred_at.timestamp()
+        if ctx.state.stage in t.from_ and ev.type in t.on and t.if_(ctx.facts(ev.properties, at)):
+            return t
+    return None
+
+
+def _on_event(state: CustomerState | None, inp: EventInput, now: datetime, j: Journey) -> Outcome:
+    ev = inp.event
+    if state is not None and ev.event_id in state.seen:
+        return Outcome(state=state, duplicate=True)
+    at = ev.occurred_at.timestamp()
+    out = Outcome(state=None)
+    entered: list[str] = []
+    if state is None:
+        before: dict[str, tuple[float, str, dict[str, Any]]] = {}
+        state = CustomerState(customer_id=inp.customer_id, stage=j.initial_stage, stage_since=at)
+        ctx = Ctx(state, j, now, out)
+        state.stage = ""  # so that the first move reads none → initial stage
+        _move(ctx, j.initial_stage, at, ev.event_id, ev.type.value)
+        entered.append(j.initial_stage)
+    else:
+        before = dict(state.timers)
+        state = state.copy()
+        ctx = Ctx(state, j, now, out)
+    out.state = state
+    state.seen.append(ev.event_id)
+    del state.seen[: -j.policies.dedupe_window_events]
+    channels = j.policies.consent.channels
+    had = {c for c in channels if has_consent(state, c, j)}
+    was_blocked = state.email_blocked
+    observe(state, ev, j)
+    lost: set[str] = {c for c in had if not has_consent(state, c, j)}
+    if state.email_blocked and not was_blocked:
+        lost.add("email")
+    rules.cancel_channels(ctx, lost)
+    rules.cancel_on(ctx, ev.type.value, ev.properties)
+    moved = _event_transition(ctx, inp)
+    if moved is not None:
+        _move(ctx, moved.to, at, ev.event_id, ev.type.value)
+        entered.append(moved.to)
+    trig = Trigger(ev.event_id, ev.type.value, at, at, None, ev.properties)
+    rules.run(ctx, ev.type.value, entered, trig)
+    state.touches.append((inp.channel.value, at))
+    del state.touches[: -j.policies.max_touches]
+    _reconcile_stage_timers(ctx)
+    _diff_timers(before, ctx, "")
+    return out
+
+
+def _on_timer(state: CustomerState | None, timer: TimerFired, now: datetime, j: Journey) -> Outcome:
+    pending = None if state is None else state.timers.get(timer.timer_id)
+    due = timer.due.timestamp()
+    # Cancelled, replaced, already fired or early: the shell's copy is stale; nothing happens.
+    if state is None or pending is None or pending[0] != due or now.timestamp() < due:
+        return Outcome(state=state)
+    before = dict(state.timers)
+    state = state.copy()
+    out = Outcome(state=state)
+    ctx = Ctx(state, j, now, out)
+    del state.timers[timer.timer_id]
+    kind, _, name = timer.name.partition(":")
+    if kind == "transition":
+        t = next((t for t in j.transitions if t.name == name), None)
+        if t is not None and state.stage in t.from_ and t.if_(ctx.facts({}, due)):
+            _move(ctx, t.to, due, timer.timer_id, "timer")
+            trig = Trigger(timer.timer_id, "timer", due, due)
+            rules.run(ctx, None, [t.to], trig)
+    else:
+        rules.fire(ctx, timer)
+    _reconcile_stage_timers(ctx)
+    _diff_timers(before, ctx, timer.timer_id)
+    return out
 
 
 def step(
     state: CustomerState | None,
-    event: Touchpoint,
-    channel: Channel,
-    customer_id: str,
+    input: EventInput | TimerFired,
     now: datetime,
     journey: Journey,
 ) -> Outcome:
-    """Apply one touchpoint of `customer_id` (seen on `channel`) to their journey state."""
-    if state is not None and event.event_id in state.seen:
-        return Outcome(state=state, duplicate=True)
-    out = Outcome(state=None)
-    at = _epoch(event.occurred_at)
-    if state is None:
-        state = CustomerState(customer_id=customer_id, stage=journey.initial_stage, stage_since=at)
-        state.history.append((journey.initial_stage, at))
-        out.transitions.append(
-            Transition(
-                customer_id=customer_id,
-                journey=journey.journey,
-                from_stage=None,
-                to_stage=journey.initial_stage,
-                at=event.occurred_at,
-                trigger_event_id=event.event_id,
-                trigger_type=event.type.value,
-            )
-        )
-    out.state = state
-    state.seen.append(event.event_id)
-    del state.seen[: -journey.policies.dedupe_window_events]
-    _apply_consent(state, event)
-    for transition in journey.transitions:
-        if state.stage in transition.from_ and event.type in transition.on:
-            _move(state, transition.to, event, journey, out)
-            break
-    if event.type in _PURCHASES:
-        state.purchases += 1
-    for rule in journey.rules:
-        if event.type in rule.on:
-            _fire(state, rule, event, now, journey, out)
-    state.touches.append((channel.value, at))
-    del state.touches[:-_MAX_TOUCHES]
-    return out
+    """Apply one event or fired timer to a person's state; never changes `state` in place.
+
+    Decisions where JOURNEY.md is silent:
+    - A person's first event makes them enter the initial stage, and may move them on at once
+      (a first `product_view` gives none→awareness and awareness→consideration).
+    - At most one event-driven move per event: the first matching transition in file order.
+    - Time-driven moves (`after`) are timers kept in the state: armed when the person is in one of
+      the `from` stages, anchored at the stage entry or the last purchase, replaced when the anchor
+      moves (the id names the anchor, so every lapse has its own trigger id), dropped when the
+      person leaves those stages. Their transitions carry trigger_type `timer` and the timer id.
+    - Stage moves are never stale; only actions are.
+    - `channels_before_conversion` lists the channels of the person's touchpoints within the
+      conversion look-back before the purchase (the purchase itself excluded), in channel order.
+    """
+    if isinstance(input, EventInput):
+        return _on_event(state, input, now, journey)
+    return _on_timer(state, input, now, journey)
 
 
 def erase(
@@ -167,7 +184,7 @@ def erase(
     requested_at: datetime,
     journey: Journey,
 ) -> Outcome:
-    """Forget a person: no state is left; the `erased` transition is the receipt."""
+    """Forget a person: no state is left, every timer is cancelled; `erased` is the receipt."""
     receipt = Transition(
         customer_id=customer_id,
         journey=journey.journey,
@@ -177,4 +194,37 @@ def erase(
         trigger_event_id=request_id,
         trigger_type="erase_customer",
     )
-    return Outcome(state=None, transitions=[receipt])
+    cancel = [] if state is None else sorted(state.timers)
+    return Outcome(state=None, transitions=[receipt], timers_cancel=cancel)
+
+
+def fire_due(
+    state: CustomerState | None, customer_id: str, now: datetime, journey: Journey
+) -> tuple[Outcome, list[TimerFired]]:
+    """Fire every timer of the person that is due by `now`, earliest first, as one outcome.
+
+    The streaming shell calls this when the clock says a person has timers due; timers that a
+    firing sets and that are already due fire in the same call. Returns the merged outcome and
+    the firings (for lateness metrics); no firing at all leaves the state as it was.
+    """
+    total = Outcome(state=state)
+    fired: list[TimerFired] = []
+    # Each firing removes its timer; a firing may set new ones. Bounded in case a journey file
+    # sets a timer that is due at once from its own firing.
+    for _ in range(64):
+        due = due_timers(total.state, now)
+        if not due:
+            break
+        fire = TimerFired.of(customer_id, due[0])
+        out = step(total.state, fire, now, journey)
+        fired.append(fire)
+        total.state = out.state
+        total.transitions += out.transitions
+        total.actions += out.actions
+        total.suppressed += out.suppressed
+        total.timers_set += out.timers_set
+        total.timers_cancel += out.timers_cancel
+        total.cross_channel_conversion |= out.cross_channel_conversion
+        if total.state is None:
+            break
+    return total, fired

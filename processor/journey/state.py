@@ -1,14 +1,40 @@
-"""Per-customer journey state, and its compact JSON form for the changelogged table."""
+"""Per-customer journey state with its pending timers, and its compact JSON form for the table."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 #: Bump when the stored shape changes incompatibly; `decode` refuses unknown versions loudly.
-STATE_VERSION = 1
+#: 2: pending timers, consent blocks, cart, recent events, caps and purchase facts.
+STATE_VERSION = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """A pending wake-up for one person; setting an id that is pending replaces it.
+
+    `id` is deterministic (e.g. `wait:abandoned_cart:e17`), unique per person; `payload` is
+    plain JSON and comes back in the `TimerFired` input.
+    """
+
+    id: str
+    due: datetime
+    name: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Cart:
+    """The open cart: opened by the first `cart_add` after a purchase; its id is that event's id."""
+
+    id: str
+    #: product_id -> subtotal (price x quantity; 0 when the event named no price), insertion order.
+    items: dict[str, float] = field(default_factory=dict)
+    currency: str | None = None
 
 
 @dataclass(slots=True)
@@ -18,20 +44,38 @@ class CustomerState:
     customer_id: str
     stage: str
     stage_since: float
-    #: (stage, entered at) for every stage the person was in, oldest first.
+    #: (stage, entered at) for the most recent stages, oldest first (bounded).
     history: list[tuple[str, float]] = field(default_factory=list)
     #: The most recent event ids, oldest first, bounded by the journey's dedupe window.
     seen: list[str] = field(default_factory=list)
     #: The latest explicit consent per channel (email, sms, push): True opt-in, False opt-out.
     consent: dict[str, bool] = field(default_factory=dict)
-    #: Rule name -> epoch seconds it last fired, for `once` and repeat limits.
+    #: Set by a hard bounce or a complaint: no email at all, transactional included.
+    email_blocked: bool = False
+    #: The latest `context.timezone` seen (IANA name), else None for the journey's default.
+    timezone: str | None = None
+    #: Repeat-limit key (`step` or `step|key`) -> epoch seconds it last emitted.
     fired: dict[str, float] = field(default_factory=dict)
     #: (channel, epoch seconds) of recent touchpoints, oldest first, for conversion paths.
     touches: list[tuple[str, float]] = field(default_factory=list)
     purchases: int = 0
+    #: Sum of purchase values in the shop currency, minus returns, never below 0.
+    lifetime_value: float = 0.0
+    last_purchase: float | None = None
+    cart: Cart | None = None
+    #: (event type, the tracked properties, epoch seconds) for counting conditions, oldest first.
+    recent: list[tuple[str, dict[str, str], float]] = field(default_factory=list)
+    #: `email_delivered` campaigns in a row since the last open or click.
+    unopened_streak: int = 0
+    last_campaign: str | None = None
+    #: send_after (epoch seconds) of recent capped marketing messages, oldest first.
+    sent: list[float] = field(default_factory=list)
+    #: Pending timers by id: (due epoch seconds, name, payload).
+    timers: dict[str, tuple[float, str, dict[str, Any]]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The stored form: short keys, plain JSON types."""
+        cart = self.cart
         return {
             "v": STATE_VERSION,
             "id": self.customer_id,
@@ -40,16 +84,27 @@ class CustomerState:
             "h": self.history,
             "seen": self.seen,
             "c": self.consent,
+            "eb": self.email_blocked,
+            "tz": self.timezone,
             "f": self.fired,
             "t": self.touches,
             "p": self.purchases,
+            "ltv": self.lifetime_value,
+            "lp": self.last_purchase,
+            "cart": None if cart is None else [cart.id, cart.items, cart.currency],
+            "r": self.recent,
+            "us": self.unopened_streak,
+            "lc": self.last_campaign,
+            "sent": self.sent,
+            "tm": self.timers,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CustomerState:
-        """Inverse of `to_dict`."""
+        """Inverse of `to_dict` (builds fresh containers, so it also serves as a deep copy)."""
         if d.get("v") != STATE_VERSION:
             raise ValueError(f"journey state version {d.get('v')!r} is not {STATE_VERSION}")
+        cart = d["cart"]
         return cls(
             customer_id=d["id"],
             stage=d["st"],
@@ -57,10 +112,42 @@ class CustomerState:
             history=[(s, a) for s, a in d["h"]],
             seen=list(d["seen"]),
             consent=dict(d["c"]),
+            email_blocked=d["eb"],
+            timezone=d["tz"],
             fired=dict(d["f"]),
             touches=[(c, a) for c, a in d["t"]],
             purchases=d["p"],
+            lifetime_value=d["ltv"],
+            last_purchase=d["lp"],
+            cart=None if cart is None else Cart(cart[0], dict(cart[1]), cart[2]),
+            recent=[(t, dict(p), a) for t, p, a in d["r"]],
+            unopened_streak=d["us"],
+            last_campaign=d["lc"],
+            sent=list(d["sent"]),
+            timers={k: (due, name, dict(p)) for k, (due, name, p) in d["tm"].items()},
         )
+
+    def copy(self) -> CustomerState:
+        """An independent copy, so that a step never changes the state it was given."""
+        return CustomerState.from_dict(self.to_dict())
+
+
+def as_datetime(epoch_s: float) -> datetime:
+    """Epoch seconds → aware UTC datetime."""
+    return datetime.fromtimestamp(epoch_s, UTC)
+
+
+def due_timers(state: CustomerState | None, until: datetime | None = None) -> list[Timer]:
+    """The person's pending timers in firing order (due, then id); only those due by `until`."""
+    if state is None:
+        return []
+    limit = None if until is None else until.timestamp()
+    pending = sorted((due, tid) for tid, (due, _, _) in state.timers.items())
+    return [
+        Timer(tid, as_datetime(due), state.timers[tid][1], dict(state.timers[tid][2]))
+        for due, tid in pending
+        if limit is None or due <= limit
+    ]
 
 
 def encode(state: CustomerState) -> bytes:

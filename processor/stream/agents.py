@@ -13,7 +13,7 @@ from processor.decode import Rejection, dead_letter, decode_control, decode_touc
 from processor.events import Channel, ControlCommand, Touchpoint
 from processor.identity.keys import canonical_key
 from processor.journey import state as stored
-from processor.journey.engine import Outcome, erase, step
+from processor.journey.engine import EventInput, Outcome, erase, fire_due, step
 from processor.messages import ErrorKind, to_json
 from processor.stream.app import Runtime
 from processor.stream.envelope import Source, pack, unpack
@@ -93,9 +93,11 @@ async def _emit(rt: Runtime, key: bytes, out: Outcome) -> None:
         m.actions.labels(action.action.value, action.template).inc()
     for rule, reason in out.suppressed:
         m.actions_suppressed.labels(rule, reason).inc()
+    if out.cross_channel_conversion:
+        m.cross_channel_conversions.inc()
 
 
-async def handle_customer(rt: Runtime, key_raw: bytes, value: bytes) -> None:
+async def handle_customer(rt: Runtime, key_raw: bytes, value: bytes, partition: int) -> None:
     """Apply one re-keyed event or command to the person's journey state and emit the result."""
     key = key_raw.decode()
     kind, label, payload, src = unpack(value)
@@ -105,14 +107,23 @@ async def handle_customer(rt: Runtime, key_raw: bytes, value: bytes) -> None:
         if kind == "control":
             command = ControlCommand.model_validate(payload)
             out = erase(state, key, command.request_id, command.requested_at, rt.journey)
+        elif kind == "timer":
+            out, fired = fire_due(state, key, now, rt.journey)
+            for fire in fired:
+                rt.metrics.timers_fired.inc()
+                rt.metrics.timer_lateness.observe(max(0.0, (now - fire.due).total_seconds()))
+            if not fired:
+                rt.timer_index.note(partition, key_raw, state)
+                return
         else:
             event = Touchpoint.model_validate(payload)
-            out = step(state, event, Channel(label), key, now, rt.journey)
+            out = step(state, EventInput(event, Channel(label), key), now, rt.journey)
             rt.metrics.events_processed.labels(label).inc()
             if out.duplicate:
                 rt.metrics.duplicates.labels(label).inc()
                 return
         await _emit(rt, key_raw, out)
+        rt.timer_index.note(partition, key_raw, out.state)
     except Exception as exc:
         # Faust would ack and commit a message whose handler raised, losing it silently
         # (faust-pitfalls #2). Dead-lettering keeps it, with the reason, for replay after a fix.
@@ -148,4 +159,4 @@ def install(rt: Runtime) -> None:
     @rt.app.agent(rt.customer_events, name="journey")
     async def journey(stream: Any) -> None:
         async for event in stream.events():
-            await handle_customer(rt, event.key, event.value)
+            await handle_customer(rt, event.key, event.value, event.message.partition)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
@@ -11,6 +11,7 @@ from processor import topics as t
 from processor.journey.definition import Journey
 from processor.metrics import Metrics
 from processor.settings import Settings
+from processor.stream.timers import TimerIndex
 
 #: A dead letter may carry a whole 1 MiB message escaped as JSON; see topics/touchpoints.deadletter.
 _MAX_REQUEST_BYTES = 8 * 1024 * 1024
@@ -30,6 +31,10 @@ class Runtime:
     actions: Any
     transitions: Any
     table: Any
+    partitions: int
+    timer_index: TimerIndex = field(default_factory=TimerIndex)
+    #: False while a rebalance is under way or the index is being rebuilt: no ticks then.
+    clock_ready: bool = False
 
 
 def _credentials(settings: Settings) -> Any:
@@ -110,6 +115,7 @@ def create_app(settings: Settings, journey: Journey, metrics: Metrics) -> Runtim
         actions=app.topic(t.ACTIONS, **raw),
         transitions=app.topic(t.TRANSITIONS, **raw),
         table=table,
+        partitions=_partitions(settings),
     )
 
 

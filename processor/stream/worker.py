@@ -14,7 +14,7 @@ from processor.kafka import admin
 from processor.kafka.clients import connection_kwargs
 from processor.metrics import Metrics
 from processor.settings import Settings
-from processor.stream import agents
+from processor.stream import agents, clock
 from processor.stream.app import create_app
 from processor.web import views
 
@@ -46,6 +46,7 @@ def run_worker(settings: Settings) -> int:
     metrics = Metrics.create(stages=tuple(journey.stages))
     rt = create_app(settings, journey, metrics)
     agents.install(rt)
+    clock.install(rt)
     views.install(rt)
     worker = faust.Worker(rt.app, loglevel=settings.log_level, quiet=True)
     try:

@@ -64,3 +64,11 @@ def test_try_it_commands_publish_and_read_all_three_outputs(
     assert [(lt["error"]["kind"], lt["source"]["key"]) for lt in letters] == [
         ("unknown_type", "ck-99")
     ]
+
+
+def test_journey_graph_is_the_default_journeys(capsys: pytest.CaptureFixture[str]) -> None:
+    from processor.cli import main
+
+    assert main(["journey", "graph", str(REPO_ROOT / "processor/journey/lifecycle.yaml")]) == 0
+    block = _between("<!-- journey-graph -->", "<!-- /journey-graph -->")
+    assert block == "```mermaid\n" + capsys.readouterr().out + "```\n"

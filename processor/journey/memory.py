@@ -1,0 +1,110 @@
+"""What an event teaches the state about a person: consent, purchases, cart, streaks, recency."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from processor.events import EventType, Touchpoint
+from processor.journey.definition import Journey
+from processor.journey.state import Cart, CustomerState
+
+PURCHASES = frozenset({EventType.order_placed, EventType.pos_purchase})
+_OPT_OUT = frozenset({EventType.email_unsubscribed, EventType.email_complained})
+#: At most this many products in a cart, so the state stays bounded whatever the tracker sends.
+_MAX_CART_ITEMS = 50
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def _consent(state: CustomerState, event: Touchpoint) -> None:
+    props = event.properties
+    if event.type in (EventType.signup, EventType.consent_updated):
+        consent = props.get("consent") or {}
+        for channel, value in consent.items():
+            if isinstance(value, bool) and channel in ("email", "sms", "push"):
+                state.consent[channel] = value
+    elif event.type is EventType.newsletter_subscribe:
+        state.consent["email"] = True
+    elif event.type in _OPT_OUT or (
+        event.type is EventType.email_bounced and props.get("bounce_type") == "hard"
+    ):
+        state.consent["email"] = False
+        if event.type is not EventType.email_unsubscribed:
+            # The address is dead or the person reported us as spam: nothing more goes there.
+            state.email_blocked = True
+
+
+def _purchase(state: CustomerState, event: Touchpoint, at: float, journey: Journey) -> None:
+    props = event.properties
+    if event.type in PURCHASES:
+        state.purchases += 1
+        state.last_purchase = at if state.last_purchase is None else max(state.last_purchase, at)
+        if props.get("currency") in (None, journey.policies.shop_currency):
+            state.lifetime_value += _number(props.get("value"))
+        state.cart = None
+    elif event.type is EventType.product_return:
+        state.lifetime_value = max(0.0, state.lifetime_value - _number(props.get("value")))
+
+
+def _cart(state: CustomerState, event: Touchpoint) -> None:
+    props = event.properties
+    product = str(props.get("product_id", ""))
+    if event.type is EventType.cart_add and product:
+        if state.cart is None:
+            state.cart = Cart(event.event_id)
+        cart = state.cart
+        if product in cart.items or len(cart.items) < _MAX_CART_ITEMS:
+            quantity = props.get("quantity") or 1
+            subtotal = _number(props.get("price")) * _number(quantity)
+            cart.items[product] = round(cart.items.get(product, 0.0) + subtotal, 2)
+        if cart.currency is None and isinstance(props.get("currency"), str):
+            cart.currency = props["currency"]
+    elif event.type is EventType.cart_remove and state.cart is not None:
+        state.cart.items.pop(product, None)
+
+
+def _email(state: CustomerState, event: Touchpoint) -> None:
+    if event.type is EventType.email_delivered:
+        campaign = str(event.properties.get("campaign_id", ""))
+        if campaign != state.last_campaign:
+            state.unopened_streak += 1
+            state.last_campaign = campaign
+    elif event.type in (EventType.email_opened, EventType.email_clicked):
+        state.unopened_streak = 0
+
+
+def _recent(state: CustomerState, event: Touchpoint, at: float, journey: Journey) -> None:
+    wanted = journey.tracked.get(event.type.value)
+    if wanted is None:
+        return
+    props = {p: str(event.properties[p]) for p in wanted if event.properties.get(p) is not None}
+    state.recent.append((event.type.value, props, at))
+    state.recent.sort(key=lambda r: r[2])
+    horizon = max(r[2] for r in state.recent) - journey.recent_window_s
+    state.recent = [r for r in state.recent if r[2] >= horizon]
+    del state.recent[: -journey.policies.max_recent_events]
+
+
+def observe(state: CustomerState, event: Touchpoint, journey: Journey) -> None:
+    """Update the facts the rules look at; stage moves and rules come after this.
+
+    Decisions where JOURNEY.md is silent:
+    - A cart is opened by the first `cart_add` after a purchase (its id is that event's id), holds
+      product subtotals (price x quantity, 0 when no price was given), loses products on
+      `cart_remove` and is closed by any purchase. Its currency is the first one stated.
+    - Lifetime value sums purchase values in the shop currency (an event without a currency is
+      taken to be in it; other currencies are not converted, so not counted); a `product_return`
+      subtracts its value, never below 0.
+    - The unopened streak counts `email_delivered` of a campaign different from the previous
+      delivery; `email_opened` or `email_clicked` of any campaign resets it to 0.
+    """
+    at = event.occurred_at.timestamp()
+    if event.context.timezone:
+        state.timezone = event.context.timezone
+    _consent(state, event)
+    _purchase(state, event, at, journey)
+    _cart(state, event)
+    _email(state, event)
+    _recent(state, event, at, journey)

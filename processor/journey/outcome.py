@@ -1,0 +1,88 @@
+"""The engine's inputs (an event or a fired timer) and its Outcome, plus deterministic ids."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from processor.events import Channel, Touchpoint
+from processor.journey.state import CustomerState, Timer
+from processor.messages import Action, Transition
+
+
+@dataclass(frozen=True, slots=True)
+class EventInput:
+    """A validated touchpoint, the channel it arrived on and the canonical customer id."""
+
+    event: Touchpoint
+    channel: Channel
+    customer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    """A pending timer whose due time has come, as the shell (or the simulator) fires it."""
+
+    customer_id: str
+    timer_id: str
+    name: str
+    due: datetime
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, customer_id: str, timer: Timer) -> TimerFired:
+        """The input that fires `timer` of `customer_id`."""
+        return cls(customer_id, timer.id, timer.name, timer.due, timer.payload)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one step decided: the new state (None deletes it) and what to emit.
+
+    `timers_set` are timers to arm (an id already pending is replaced); `timers_cancel` are
+    pending ids to drop. The timer being fired leaves the state and is in neither list.
+    """
+
+    state: CustomerState | None
+    transitions: list[Transition] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
+    #: (rule, reason) of every action a policy held back (consent, cap, stale), or moved
+    #: (quiet_hours: still emitted); counted by the shell.
+    suppressed: list[tuple[str, str]] = field(default_factory=list)
+    timers_set: list[Timer] = field(default_factory=list)
+    timers_cancel: list[str] = field(default_factory=list)
+    duplicate: bool = False
+    #: A store purchase after web or email touchpoints (rule store_followup): count it.
+    cross_channel_conversion: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """Why a rule step runs: the event or timer, and when the action became due."""
+
+    #: Event id or timer id; with the step name it makes the action id.
+    id: str
+    type: str
+    #: Epoch seconds of the original trigger (e.g. the cart_add), for look-backs.
+    at: float
+    #: Epoch seconds the action became due (event time, or the timer's due time): staleness.
+    ready: float
+    key: str | None = None
+    props: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _digest(*parts: str, size: int) -> str:
+    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=size).hexdigest()
+
+
+def action_id(journey: str, rule: str, customer_id: str, trigger_event_id: str) -> str:
+    """Deterministic: the same rule (step), customer and trigger always give the same id."""
+    return _digest(journey, rule, customer_id, trigger_event_id, size=16)
+
+
+def coupon_code(journey: str, rule: str, customer_id: str, trigger_id: str) -> str:
+    """A deterministic, hard-to-guess coupon code for one person and trigger (e.g. WB-3F9A…)."""
+    return f"{rule[:2].upper()}-{_digest(journey, rule, customer_id, trigger_id, size=5).upper()}"

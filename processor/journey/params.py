@@ -1,0 +1,117 @@
+"""Action params: literals, or `{reference}` placeholders resolved when an action is emitted."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import GetCoreSchemaHandler
+from pydantic_core import core_schema
+
+from processor.journey.state import CustomerState
+
+_PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_.]*)\}")
+_FIXED: tuple[str, ...] = ("cart.product_ids", "cart.value", "cart.currency")
+_FIXED += ("viewed.product_ids", "coupon_code", "key")
+#: `viewed.product_ids` lists at most this many products, so an ad request stays small.
+_MAX_VIEWED = 10
+
+
+@dataclass(frozen=True, slots=True)
+class ParamContext:
+    """What params may draw on when an action is emitted."""
+
+    state: CustomerState
+    #: The trigger event's properties that params refer to (kept in the timer's payload).
+    props: Mapping[str, Any]
+    key: str | None
+    coupon_code: str
+    #: Epoch seconds of the rule's trigger.
+    since: float
+
+
+def _ref(name: str, c: ParamContext) -> Any:
+    cart = c.state.cart
+    if name == "cart.product_ids":
+        return [] if cart is None else list(cart.items)
+    if name == "cart.value":
+        return 0.0 if cart is None else round(sum(cart.items.values()), 2)
+    if name == "cart.currency":
+        return None if cart is None else cart.currency
+    if name == "viewed.product_ids":
+        seen: list[str] = []
+        for typ, props, at in reversed(c.state.recent):
+            pid = props.get("product_id")
+            if typ == "product_view" and at >= c.since and pid and pid not in seen:
+                seen.append(pid)
+        return seen[:_MAX_VIEWED]
+    if name == "coupon_code":
+        return c.coupon_code
+    if name == "key":
+        return c.key
+    return c.props.get(name.removeprefix("event."))
+
+
+class Params:
+    """Compiled params; call with a ParamContext to get the action's params.
+
+    A string that is exactly one placeholder (`"{cart.product_ids}"`) yields the raw value (a list,
+    a number); placeholders inside text are interpolated (`"interest:{key}"`). References:
+    `cart.product_ids`, `cart.value`, `cart.currency`, `viewed.product_ids` (product ids viewed
+    since the rule's trigger, newest first, at most 10), `coupon_code` (deterministic per person
+    and trigger), `key` (the rule's key, e.g. the order id), `event.<property>` (of the trigger).
+    """
+
+    __slots__ = ("event_props", "parts", "source")
+
+    def __init__(self, source: dict[str, Any]) -> None:
+        self.source = source
+        refs: set[str] = set()
+        parts: list[tuple[str, Callable[[ParamContext], Any]]] = []
+        for name, value in source.items():
+            parts.append((str(name), _compile_value(value, f"params.{name}", refs)))
+        #: Trigger-event properties the params refer to (stored with waits and follow-ups).
+        self.event_props = tuple(sorted(r.removeprefix("event.") for r in refs if "event." in r))
+        self.parts = parts
+
+    def __call__(self, context: ParamContext) -> dict[str, Any]:
+        return {name: fn(context) for name, fn in self.parts}
+
+    @classmethod
+    def validate(cls, value: Any) -> Params:
+        """Pydantic hook: a mapping of literals and placeholders."""
+        if isinstance(value, Params):
+            return value
+        if value is None:
+            return cls({})
+        if not isinstance(value, dict):
+            raise ValueError("params: expected a mapping of name: value")
+        return cls(value)
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source_type: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_plain_validator_function(
+            cls.validate,
+            serialization=core_schema.plain_serializer_function_ser_schema(lambda p: p.source),
+        )
+
+
+def _compile_value(value: Any, where: str, refs: set[str]) -> Callable[[ParamContext], Any]:
+    if not isinstance(value, str):
+        return lambda c: value
+    names = _PLACEHOLDER.findall(value)
+    for n in names:
+        if n not in _FIXED and not (n.startswith("event.") and len(n) > len("event.")):
+            known = ", ".join((*_FIXED, "event.<property>"))
+            raise ValueError(f"{where}: unknown reference {{{n}}} (known: {known})")
+        refs.add(n)
+    if not names:
+        return lambda c: value
+    if _PLACEHOLDER.fullmatch(value):
+        only = names[0]
+        return lambda c: _ref(only, c)
+    return lambda c: _PLACEHOLDER.sub(lambda m: str(_ref(m.group(1), c)), value)

@@ -1,0 +1,101 @@
+"""The due-timer index: which people owned by this worker have a timer due, and when.
+
+Timers themselves live in each person's journey state, in the changelogged table, so they
+survive crashes, restarts and moves to another worker. This index is only derived from that
+state: rebuilt from the table after every rebalance, kept current by the journey agent, and
+consulted by a periodic tick that sends a `timer` envelope for each person who has a timer due.
+The envelope goes through the customer-events topic like any event, so the firing happens inside
+stream processing, in order with that person's events, and its table writes are changelogged.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+
+from aiokafka.partitioner import murmur2
+
+from processor.journey.state import CustomerState
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives `key` (the Java client's murmur2)."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def earliest_due(state: CustomerState | None) -> float | None:
+    """Epoch seconds of the person's next timer, or None without one."""
+    if state is None or not state.timers:
+        return None
+    return min(due for due, _, _ in state.timers.values())
+
+
+class TimerIndex:
+    """Per-partition min-heaps of (due, key). Entries may be stale (a cancelled or moved timer);
+    every candidate is re-checked against the table before it is fired, and the agent re-notes
+    the person after processing, so a stale entry costs one look-up and nothing else."""
+
+    def __init__(self) -> None:
+        self._heaps: dict[int, list[tuple[float, bytes]]] = {}
+        #: key -> epoch seconds a timer envelope was sent; not re-sent before `resend_after_s`.
+        self._inflight: dict[bytes, float] = {}
+
+    def note(self, partition: int, key: bytes, state: CustomerState | None) -> None:
+        """Record the person's next due time after their state changed."""
+        self._inflight.pop(key, None)
+        due = earliest_due(state)
+        if due is not None:
+            heapq.heappush(self._heaps.setdefault(partition, []), (due, key))
+
+    def reset(self, entries: Iterable[tuple[int, bytes, float]]) -> int:
+        """Replace the index with (partition, key, due) entries; returns how many."""
+        self._heaps = {}
+        self._inflight = {}
+        n = 0
+        for partition, key, due in entries:
+            self._heaps.setdefault(partition, []).append((due, key))
+            n += 1
+        for heap in self._heaps.values():
+            heapq.heapify(heap)
+        return n
+
+    def pending(self) -> int:
+        """Entries in the index (an upper bound of the people with pending timers)."""
+        return sum(len(h) for h in self._heaps.values())
+
+    def push(self, partition: int, due: float, key: bytes) -> None:
+        """Add one (due, key) entry."""
+        heapq.heappush(self._heaps.setdefault(partition, []), (due, key))
+
+    def due(
+        self, partitions: Iterable[int], now: float, *, resend_after_s: float, limit: int
+    ) -> list[tuple[int, bytes]]:
+        """Pop up to `limit` distinct (partition, key) candidates due by `now`.
+
+        The caller checks each against the table, sends an envelope and `push`es it back (so a
+        lost envelope is sent again after `resend_after_s`), or drops it when nothing is due.
+        """
+        out: list[tuple[int, bytes]] = []
+        seen: set[bytes] = set()
+        for partition in partitions:
+            heap = self._heaps.get(partition)
+            if not heap:
+                continue
+            deferred: list[tuple[float, bytes]] = []
+            while heap and heap[0][0] <= now and len(out) < limit:
+                due, key = heapq.heappop(heap)
+                if key in seen:
+                    continue
+                sent = self._inflight.get(key)
+                if sent is not None and now - sent < resend_after_s:
+                    deferred.append((due, key))
+                    continue
+                seen.add(key)
+                out.append((partition, key))
+            for entry in deferred:
+                heapq.heappush(heap, entry)
+        return out
+
+    def sent(self, key: bytes, now: float) -> None:
+        """Remember that a timer envelope for `key` is on its way."""
+        self._inflight[key] = now

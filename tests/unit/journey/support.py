@@ -1,0 +1,31 @@
+"""Helpers of the journey engine's unit tests: the shipped journey (loaded once) and events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from processor.events import CHANNELS_OF, Channel, EventType, Touchpoint
+from processor.journey.definition import load_journey
+from processor.journey.engine import EventInput
+from processor.settings import DEFAULT_JOURNEY_FILE
+
+LIFECYCLE = load_journey(DEFAULT_JOURNEY_FILE)
+
+
+def touch(
+    eid: str, typ: str, at: datetime, customer: str = "C-1", tz: str | None = None, **props: Any
+) -> EventInput:
+    """An EventInput for `customer`, on the first channel that may carry `typ`."""
+    event = Touchpoint.model_validate(
+        {
+            "event_id": eid,
+            "type": typ,
+            "occurred_at": at.isoformat(),
+            "identity": {"customer_id": customer},
+            "context": {"timezone": tz} if tz else {},
+            "properties": props,
+        }
+    )
+    channel = min(CHANNELS_OF[EventType(typ)], key=list(Channel).index)
+    return EventInput(event, channel, customer)

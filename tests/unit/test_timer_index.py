@@ -1,0 +1,71 @@
+"""The due-timer index: derived from state, re-checked, re-sent only after a pause."""
+
+from __future__ import annotations
+
+from aiokafka.partitioner import DefaultPartitioner
+
+from processor.journey.state import CustomerState
+from processor.stream.timers import TimerIndex, earliest_due, partition_of
+
+
+def _state(*dues: float) -> CustomerState:
+    s = CustomerState(customer_id="C-1", stage="awareness", stage_since=0.0)
+    s.timers = {f"t{i}": (due, f"t{i}", {}) for i, due in enumerate(dues)}
+    return s
+
+
+def test_partition_of_matches_the_producers_default_partitioner() -> None:
+    partitioner = DefaultPartitioner()
+    for key in (b"C-1", b"email:a@example.com", b"anon:ck-77f", b"x" * 200):
+        assert partition_of(key, 8) == partitioner(key, list(range(8)), list(range(8)))
+
+
+def test_earliest_due() -> None:
+    assert earliest_due(None) is None
+    assert earliest_due(_state()) is None
+    assert earliest_due(_state(30.0, 10.0, 20.0)) == 10.0
+
+
+def test_due_returns_each_key_once_and_only_when_due() -> None:
+    index = TimerIndex()
+    index.note(0, b"a", _state(10.0))
+    index.note(0, b"a", _state(5.0))  # a stale entry for the same key stays behind
+    index.note(1, b"b", _state(50.0))
+    assert index.due({0, 1}, 4.0, resend_after_s=30, limit=10) == []
+    assert index.due({0, 1}, 20.0, resend_after_s=30, limit=10) == [(0, b"a")]
+    assert index.due({0, 1}, 20.0, resend_after_s=30, limit=10) == []  # popped, not re-added
+
+
+def test_other_partitions_are_left_alone() -> None:
+    index = TimerIndex()
+    index.note(3, b"a", _state(1.0))
+    assert index.due({0, 1}, 100.0, resend_after_s=30, limit=10) == []
+    assert index.due({3}, 100.0, resend_after_s=30, limit=10) == [(3, b"a")]
+
+
+def test_sent_keys_wait_before_they_are_offered_again() -> None:
+    index = TimerIndex()
+    index.note(0, b"a", _state(1.0))
+    assert index.due({0}, 2.0, resend_after_s=30, limit=10) == [(0, b"a")]
+    index.push(0, 1.0, b"a")
+    index.sent(b"a", 2.0)
+    assert index.due({0}, 10.0, resend_after_s=30, limit=10) == []
+    assert index.due({0}, 33.0, resend_after_s=30, limit=10) == [(0, b"a")]
+
+
+def test_a_processed_key_is_offered_by_its_new_due_time() -> None:
+    index = TimerIndex()
+    index.note(0, b"a", _state(1.0))
+    index.sent(b"a", 2.0)
+    index.note(0, b"a", _state(100.0))  # the agent processed the firing: inflight cleared
+    assert index.due({0}, 3.0, resend_after_s=30, limit=10) == [(0, b"a")]  # the stale entry
+    assert index.due({0}, 50.0, resend_after_s=30, limit=10) == []
+    assert index.due({0}, 100.0, resend_after_s=30, limit=10) == [(0, b"a")]
+
+
+def test_limit_and_reset() -> None:
+    index = TimerIndex()
+    assert index.reset([(0, bytes([k]), float(k)) for k in range(10)]) == 10
+    assert index.pending() == 10
+    assert len(index.due({0}, 100.0, resend_after_s=30, limit=4)) == 4
+    assert index.pending() == 6
