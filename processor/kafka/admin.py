@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,7 +85,28 @@ async def apply(
     ]
     if errors:
         raise RuntimeError("could not create topics: " + "; ".join(errors))
+    await _until_visible(admin, {s.name: s.partitions for s in missing})
     return [s.name for s in missing]
+
+
+async def _until_visible(
+    admin: AIOKafkaAdminClient, want: dict[str, int], timeout_s: float = 30.0
+) -> None:
+    # CreateTopics returns before every broker's metadata shows the new partitions; a worker
+    # started right after `apply` would otherwise see a topic with 0 partitions and refuse.
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        seen = {
+            meta["topic"]: len(meta["partitions"])
+            for meta in await admin.describe_topics(sorted(want))
+            if meta.get("error_code", 0) == 0
+        }
+        if all(seen.get(name) == n for name, n in want.items()):
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            late = sorted(n for n in want if seen.get(n) != want[n])
+            raise RuntimeError(f"created topics not visible after {timeout_s:.0f} s: {late}")
+        await asyncio.sleep(0.1)
 
 
 async def missing_or_wrong(

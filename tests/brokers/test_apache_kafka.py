@@ -29,7 +29,12 @@ async def _create_topic(bootstrap: str) -> None:
         )
         errors = [error for error in response.topic_errors if error[1] != 0]
         assert errors == [], f"CreateTopics failed: {errors}"
-        described = await admin.describe_topics([TOPIC])
+        # Metadata of a new topic reaches the brokers a moment after CreateTopics returns.
+        for _ in range(100):
+            described = await admin.describe_topics([TOPIC])
+            if len(described[0]["partitions"]) == PARTITIONS:
+                break
+            await asyncio.sleep(0.1)
         assert len(described[0]["partitions"]) == PARTITIONS
     finally:
         await admin.close()

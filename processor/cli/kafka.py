@@ -1,0 +1,133 @@
+"""Topic and message tools: `topics`, `publish`, `tail` and `schemas`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+from processor import topics as t
+from processor.cli.common import load_settings
+
+TAILABLE = {"actions": t.ACTIONS, "transitions": t.TRANSITIONS, "deadletter": t.DEADLETTER}
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    from processor.kafka.tools import apply_topics, check_topics
+
+    settings = load_settings()
+    if args.action == "apply":
+        asyncio.run(apply_topics(settings))
+        return 0
+    drift = asyncio.run(check_topics(settings))
+    for d in drift:
+        print(f"drift: {d}")
+    print("topics match their declarations" if not drift else f"{len(drift)} difference(s)")
+    return 1 if drift else 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from processor.kafka.tools import publish
+
+    def progress(n: int) -> None:
+        print(f"\rpublished {n}", end="", file=sys.stderr, flush=True)
+
+    sent = asyncio.run(publish(load_settings(), args.file, args.topic, progress))
+    print(f"\rpublished {sent} message(s) from {args.file}", file=sys.stderr)
+    return 0
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    from processor.kafka.tools import tail
+
+    filters = dict(f.split("=", 1) for f in args.where)
+    out = sys.stdout.buffer
+
+    def emit(value: bytes) -> None:
+        out.write(value + b"\n")
+        out.flush()
+
+    asyncio.run(
+        tail(
+            load_settings(),
+            TAILABLE[args.topic],
+            from_beginning=args.from_beginning,
+            max_messages=args.max,
+            idle_timeout_s=args.idle_timeout,
+            filters=filters,
+            emit=emit,
+        )
+    )
+    return 0
+
+
+def cmd_schemas(args: argparse.Namespace) -> int:
+    from processor import schemas
+
+    directory = load_settings().topics_dir / "schemas"
+    if args.check:
+        stale = schemas.stale(directory)
+        for name in stale:
+            print(f"stale: {directory / name}")
+        return 1 if stale else 0
+    for path in schemas.write(directory):
+        print(f"wrote {path}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add the commands to the `touchpoint` parser."""
+    topics = sub.add_parser(
+        "topics",
+        help="create or check the topics declared under topics/",
+        description="apply: create the declared topics that are missing "
+        "(never alters or deletes). check: report every difference in "
+        "existence, partitions, cleanup policy and retention; exit 1 if any.",
+    )
+    topics.add_argument("action", choices=["apply", "check"])
+    topics.set_defaults(func=cmd_topics)
+
+    pub = sub.add_parser(
+        "publish",
+        help="publish a JSON-lines file of events",
+        description="Publish each line as one message, unchanged. The topic is "
+        "--topic, else the event's `channel`; the key is its first identifier.",
+    )
+    pub.add_argument("file", type=Path)
+    pub.add_argument("--topic", help="topic for every line (default: from `channel`)")
+    pub.set_defaults(func=cmd_publish)
+
+    tail = sub.add_parser(
+        "tail",
+        help="print an output topic as JSON lines",
+        description="Print messages of journey.actions, journey.transitions or "
+        "touchpoints.deadletter, one JSON object a line.",
+    )
+    tail.add_argument("topic", choices=sorted(TAILABLE))
+    tail.add_argument("--from-beginning", action="store_true", help="start at the oldest message")
+    tail.add_argument("--max", type=int, default=None, help="stop after this many messages")
+    tail.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=None,
+        help="stop after this many seconds without a message",
+    )
+    tail.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="only messages whose top-level FIELD equals VALUE (repeatable)",
+    )
+    tail.set_defaults(func=cmd_tail)
+
+    schemas = sub.add_parser(
+        "schemas",
+        help="write the JSON Schemas under topics/schemas",
+        description="Generate the JSON Schemas of the wire messages from "
+        "the models; --check exits 1 when the files are stale.",
+    )
+    schemas.add_argument("--check", action="store_true")
+    schemas.set_defaults(func=cmd_schemas)
