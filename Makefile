@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 BROKER_PORT ?= 19092
 PYTEST_ARGS ?=
 
-.PHONY: help setup run broker test test-kafka lint format schemas clean
+.PHONY: help setup run broker test test-kafka lint format schemas clean system-deps
 
 help: ## show this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -43,8 +43,11 @@ format: setup ## rewrite code into shape (ruff format and safe fixes)
 schemas: setup ## regenerate topics/schemas from the models
 	$(BIN)/touchpoint schemas
 
-test: lint ## the default suite: unit tests and embedded-broker tests
+test: lint system-deps ## the default suite: unit tests and embedded-broker tests
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+system-deps: ## install Prometheus and Chromium for the tests (Debian packages), if missing
+	./.ci/system-deps.sh
 
 test-kafka: setup ## every broker test against a real Apache Kafka (jars from Maven Central)
 	TOUCHPOINT_TEST_BROKER=kafka $(BIN)/pytest -m broker $(PYTEST_ARGS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
@@ -13,6 +14,8 @@ from processor.messages import ErrorKind
 PREFIX = "touchpoint"
 #: Where a message came from, as a bounded label value: the inbound channel or `control`.
 SOURCES = (*(c.value for c in Channel), "control")
+#: The agents whose unexpected errors are counted (`processing_errors_total{stage}`).
+PROCESSING_STAGES = ("ingest", "identity", "journey")
 
 
 @dataclass(frozen=True)
@@ -29,10 +32,17 @@ class Metrics:
     actions: Counter
     actions_suppressed: Counter
     processing_errors: Counter
+    identity_links: Counter
+    identity_merges: Counter
+    identity_conflicts: Counter
     cross_channel_conversions: Counter
     timers_fired: Counter
     timer_lateness: Histogram
     timers_pending: Gauge
+    customers: Gauge
+    event_latency: Histogram
+    action_latency: Histogram
+    consumer_lag: Gauge
     build: Info
 
     @classmethod
@@ -97,6 +107,21 @@ class Metrics:
                 ["stage"],
                 registry=r,
             ),
+            identity_links=Counter(
+                f"{PREFIX}_identity_links_total",
+                "New links between two identifiers of one person.",
+                registry=r,
+            ),
+            identity_merges=Counter(
+                f"{PREFIX}_identity_merges_total",
+                "Profiles found to be another person's and folded into theirs.",
+                registry=r,
+            ),
+            identity_conflicts=Counter(
+                f"{PREFIX}_identity_conflicts_total",
+                "Links that tie identifiers to two customer ids (resolved to the smallest).",
+                registry=r,
+            ),
             cross_channel_conversions=Counter(
                 f"{PREFIX}_cross_channel_conversions_total",
                 "Store purchases by people with web or email touchpoints shortly before.",
@@ -118,6 +143,33 @@ class Metrics:
                 "People owned by this worker with at least one pending timer (upper bound).",
                 registry=r,
             ),
+            customers=Gauge(
+                f"{PREFIX}_customers",
+                "People per stage on the partitions this worker owns; sum over workers.",
+                ["stage"],
+                registry=r,
+            ),
+            event_latency=Histogram(
+                f"{PREFIX}_event_latency_seconds",
+                "From an event's occurred_at to its processing, by channel.",
+                ["channel"],
+                # Event time includes the sender's own delay (a store uploading hourly), so the
+                # buckets reach a day; sub-second ones show the pipeline itself.
+                buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400),
+                registry=r,
+            ),
+            action_latency=Histogram(
+                f"{PREFIX}_action_latency_seconds",
+                "From the inbound message's Kafka timestamp to the action it caused being sent.",
+                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+                registry=r,
+            ),
+            consumer_lag=Gauge(
+                f"{PREFIX}_consumer_lag_messages",
+                "Messages behind the end of each source partition this worker consumes.",
+                ["topic", "partition"],
+                registry=r,
+            ),
             build=Info(f"{PREFIX}_build", "Version of the running processor.", registry=r),
         )
         m.build.info({"version": __version__})
@@ -128,12 +180,21 @@ class Metrics:
         for ch in Channel:
             m.events_processed.labels(ch.value)
             m.duplicates.labels(ch.value)
+            m.event_latency.labels(ch.value)
         for event_type in EventType:
             for ch in CHANNELS_OF[event_type]:
                 m.events_received.labels(ch.value, event_type.value)
+        for where in PROCESSING_STAGES:
+            m.processing_errors.labels(where)
         for stage in stages:
+            m.customers.labels(stage).set(0)
             m.transitions.labels("none", stage)
             for other in stages:
                 if other != stage:
                     m.transitions.labels(other, stage)
         return m
+
+    def expect(self, actions: Iterable[tuple[str, str]]) -> None:
+        """Pre-initialise the journey's (action, template) pairs, so that they show zeros."""
+        for action, template in actions:
+            self.actions.labels(action, template)

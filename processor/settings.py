@@ -131,6 +131,13 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Worker log level."
     )
+    api_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Bearer token of the customer API (`GET /customers/{id}`), compared in constant "
+            "time; never logged. Unset: the API is off and answers 404."
+        ),
+    )
 
 
 def reference_markdown() -> str:

@@ -23,6 +23,12 @@ CONTROL = "journey.control"
 JOURNEY_TABLE = "journey"
 CUSTOMER_EVENTS = f"{APP_ID}-customer-events"
 JOURNEY_CHANGELOG = f"{APP_ID}-{JOURNEY_TABLE}-changelog"
+GRAPH_TABLE = "identity-graph"
+IDENTITY_LINKS = f"{APP_ID}-identity-links"
+GRAPH_CHANGELOG = f"{APP_ID}-{GRAPH_TABLE}-changelog"
+ALIAS_TABLE = "aliases"
+IDENTITY_ROUTES = f"{APP_ID}-identity-routes"
+ALIAS_CHANGELOG = f"{APP_ID}-{ALIAS_TABLE}-changelog"
 
 INBOUND = (WEB, EMAIL, STORE)
 #: Every topic the worker reads or writes; it refuses to start while one is missing.
@@ -36,9 +42,15 @@ ALL = (
     CONTROL,
     CUSTOMER_EVENTS,
     JOURNEY_CHANGELOG,
+    IDENTITY_LINKS,
+    GRAPH_CHANGELOG,
+    IDENTITY_ROUTES,
+    ALIAS_CHANGELOG,
 )
 
 Role = Literal["inbound", "outbound", "internal"]
+#: Files under topics/ that describe the contract but declare no topic.
+NOT_DECLARATIONS = frozenset({"asyncapi.yaml"})
 
 
 class TopicDeclarationError(ValueError):
@@ -98,6 +110,8 @@ def load(directory: Path) -> dict[str, TopicSpec]:
         raise TopicDeclarationError(f"{directory}: no such folder of topic declarations")
     specs: dict[str, TopicSpec] = {}
     for path in sorted(directory.glob("*.yaml")):
+        if path.name in NOT_DECLARATIONS:
+            continue
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -32,17 +34,28 @@ def require_apache_kafka() -> None:
         pytest.skip(message)
 
 
-@pytest.fixture
-def broker_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A fresh broker with no topics; stopped after the test."""
-    workdir = tmp_path_factory.mktemp("broker")
+@contextmanager
+def fresh_broker(workdir: Path, *, topics: bool) -> Iterator[str]:
+    """A new broker of the chosen kind (with the declared topics, if asked); stopped after."""
+    workdir.mkdir(parents=True, exist_ok=True)
     if BROKER == "kafka":
         require_apache_kafka()
         with ApacheKafka(workdir) as kafka:
+            if topics:
+                asyncio.run(apply_topics(Settings(kafka_bootstrap=kafka.bootstrap)))
             yield kafka.bootstrap
         return
     with EmbeddedBroker(log_path=workdir / "broker.log") as broker:
+        if topics:
+            asyncio.run(apply_topics(Settings(kafka_bootstrap=broker.bootstrap)))
         yield broker.bootstrap
+
+
+@pytest.fixture
+def broker_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh broker with no topics; stopped after the test."""
+    with fresh_broker(tmp_path_factory.mktemp("broker"), topics=False) as bootstrap:
+        yield bootstrap
 
 
 @pytest.fixture

@@ -162,6 +162,9 @@ class Journey(Strict):
             for stage in s.on_enter:
                 if stage not in known:
                     raise ValueError(f"rules.{s.rule}.{s.name}: on_enter: unknown stage {stage!r}")
+        for stage in self.policies.merge_order:
+            if stage not in known:
+                raise ValueError(f"policies.merge_order: unknown stage {stage!r}")
         return self
 
     @cached_property
@@ -184,6 +187,11 @@ class Journey(Strict):
                 pairs.add((EventType.product_view.value, "product_id"))
         for t in self.transitions:
             pairs |= t.if_.tracked
+        # Cancelling events are remembered too: when two profiles merge, a wait armed in one
+        # is dropped if the other saw its cancellation (merge.fold).
+        for s in self.steps:
+            for cancelling in s.cancel_on:
+                pairs.add((cancelling.value, s.key or ""))
         out: dict[str, list[str]] = {}
         for typ, prop in sorted(pairs):
             out.setdefault(typ, [])
@@ -195,7 +203,9 @@ class Journey(Strict):
     def recent_window_s(self) -> float:
         """How long `recent` events matter: the longest count window, or a day for params."""
         windows = [s.when.window_s for s in self.steps] + [t.if_.window_s for t in self.transitions]
-        return max([*windows, 86400.0])
+        # ...and for as long as a wait or follow-up they may cancel can be pending.
+        waits = [(s.wait or s.after or timedelta()).total_seconds() for s in self.steps]
+        return max([*windows, *waits, 86400.0])
 
 
 def _resolve(index: int, rule: RuleDef, policies: Policies) -> list[Step]:

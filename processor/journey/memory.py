@@ -18,19 +18,25 @@ def _number(value: Any) -> float:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
-def _consent(state: CustomerState, event: Touchpoint) -> None:
+def _state_consent(state: CustomerState, channel: str, value: bool, at: float) -> None:
+    # The time of the statement decides between two profiles' consents when they merge.
+    state.consent[channel] = value
+    state.consent_at[channel] = at
+
+
+def _consent(state: CustomerState, event: Touchpoint, at: float) -> None:
     props = event.properties
     if event.type in (EventType.signup, EventType.consent_updated):
         consent = props.get("consent") or {}
         for channel, value in consent.items():
             if isinstance(value, bool) and channel in ("email", "sms", "push"):
-                state.consent[channel] = value
+                _state_consent(state, channel, value, at)
     elif event.type is EventType.newsletter_subscribe:
-        state.consent["email"] = True
+        _state_consent(state, "email", True, at)
     elif event.type in _OPT_OUT or (
         event.type is EventType.email_bounced and props.get("bounce_type") == "hard"
     ):
-        state.consent["email"] = False
+        _state_consent(state, "email", False, at)
         if event.type is not EventType.email_unsubscribed:
             # The address is dead or the person reported us as spam: nothing more goes there.
             state.email_blocked = True
@@ -87,6 +93,18 @@ def _recent(state: CustomerState, event: Touchpoint, at: float, journey: Journey
     del state.recent[: -journey.policies.max_recent_events]
 
 
+#: Linked identifiers remembered per person (for look-ups and erasure), most recent last.
+_MAX_IDENTIFIERS = 32
+
+
+def _identifiers(state: CustomerState, event: Touchpoint) -> None:
+    for kind, value in event.identity.identifiers():
+        ident = f"{kind}:{value}"
+        if ident not in state.identifiers:
+            state.identifiers.append(ident)
+    del state.identifiers[:-_MAX_IDENTIFIERS]
+
+
 def observe(state: CustomerState, event: Touchpoint, journey: Journey) -> None:
     """Update the facts the rules look at; stage moves and rules come after this.
 
@@ -103,7 +121,8 @@ def observe(state: CustomerState, event: Touchpoint, journey: Journey) -> None:
     at = event.occurred_at.timestamp()
     if event.context.timezone:
         state.timezone = event.context.timezone
-    _consent(state, event)
+    _consent(state, event, at)
+    _identifiers(state, event)
     _purchase(state, event, at, journey)
     _cart(state, event)
     _email(state, event)

@@ -63,3 +63,6 @@ class Policies(Strict):
     max_recent_events: int = Field(default=64, ge=1)
     max_keys_per_step: int = Field(default=64, ge=1)
     max_pending_per_step: int = Field(default=16, ge=1)
+    #: When two profiles turn out to be one person, the merged person is in whichever of
+    #: their stages comes later in this list (stages not listed rank first).
+    merge_order: tuple[str, ...] = ()

@@ -120,6 +120,8 @@ def _pending(ctx: Ctx, name: str) -> list[dict[str, Any]]:
 
 
 def _arm(ctx: Ctx, name: str, tid: str, due: float, payload: dict[str, Any]) -> None:
+    if cancelled_later(ctx.state, (due, name, payload), ctx.journey):
+        return
     if len(_pending(ctx, name)) < ctx.journey.policies.max_pending_per_step:
         ctx.state.timers[tid] = (due, name, payload)
 
@@ -202,6 +204,33 @@ def fire(ctx: Ctx, timer: TimerFired) -> None:
         return
     if emit(ctx, step, trig):
         _arm_follow_up(ctx, step, trig)
+
+
+def cancelled_later(
+    seen_by: CustomerState, timer: tuple[float, str, dict[str, Any]], journey: Journey
+) -> bool:
+    """Did `seen_by` see an event, between this timer's trigger and its due time (in event
+    time), that cancels it?
+
+    Events may arrive out of order (several topics and partitions, replays, merged profiles):
+    a wait armed by an event is moot when a cancelling event that happened before the wait was
+    over was already processed. One that happened after the wait was over cancels nothing.
+    """
+    kind, _, name = timer[1].partition(":")
+    step = journey.step_by_name.get(name) if kind in ("wait", "after") else None
+    payload = timer[2]
+    at = payload.get("at")
+    if step is None or not isinstance(at, int | float):
+        return False
+    cancel = {str(c) for c in step.cancel_on}
+    due = timer[0]
+    key = payload.get("key")
+    return any(
+        typ in cancel
+        and at < when < due
+        and (key is None or step.key is None or props.get(step.key) in (None, key))
+        for typ, props, when in seen_by.recent
+    )
 
 
 def cancel_on(ctx: Ctx, event_type: str, props: Mapping[str, Any]) -> None:

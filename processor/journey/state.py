@@ -70,6 +70,10 @@ class CustomerState:
     last_campaign: str | None = None
     #: send_after (epoch seconds) of recent capped marketing messages, oldest first.
     sent: list[float] = field(default_factory=list)
+    #: When each consent value was stated (epoch seconds): the latest wins when profiles merge.
+    consent_at: dict[str, float] = field(default_factory=dict)
+    #: Identifiers seen on the person's events (`kind:value`), oldest first, bounded.
+    identifiers: list[str] = field(default_factory=list)
     #: Pending timers by id: (due epoch seconds, name, payload).
     timers: dict[str, tuple[float, str, dict[str, Any]]] = field(default_factory=dict)
 
@@ -97,6 +101,8 @@ class CustomerState:
             "lc": self.last_campaign,
             "sent": self.sent,
             "tm": self.timers,
+            "ca": self.consent_at,
+            "ids": self.identifiers,
         }
 
     @classmethod
@@ -125,6 +131,8 @@ class CustomerState:
             last_campaign=d["lc"],
             sent=list(d["sent"]),
             timers={k: (due, name, dict(p)) for k, (due, name, p) in d["tm"].items()},
+            consent_at=dict(d.get("ca", {})),
+            identifiers=list(d.get("ids", [])),
         )
 
     def copy(self) -> CustomerState:

@@ -11,6 +11,7 @@ from processor import topics as t
 from processor.journey.definition import Journey
 from processor.metrics import Metrics
 from processor.settings import Settings
+from processor.stream.observe import Observer
 from processor.stream.timers import TimerIndex
 
 #: A dead letter may carry a whole 1 MiB message escaped as JSON; see topics/touchpoints.deadletter.
@@ -32,9 +33,17 @@ class Runtime:
     transitions: Any
     table: Any
     partitions: int
+    identity_links: Any
+    identity_routes: Any
+    #: Identifier -> its links and canonical key; one partition, one writer (the link agent).
+    graph: Any
+    #: Identifier -> canonical key, where that is not the identifier's own key.
+    aliases: Any
     timer_index: TimerIndex = field(default_factory=TimerIndex)
     #: False while a rebalance is under way or the index is being rebuilt: no ticks then.
     clock_ready: bool = False
+    #: Stage counts, lag and rate samples for metrics and the status page (stream/observe.py).
+    observer: Observer = field(default_factory=Observer)
 
 
 def _credentials(settings: Settings) -> Any:
@@ -104,7 +113,22 @@ def create_app(settings: Settings, journey: Journey, metrics: Metrics) -> Runtim
         key_type=bytes,
         value_type=bytes,
     )
+    specs = t.load(settings.topics_dir)
+
+    def bytes_table(name: str, source: str) -> Any:
+        return app.Table(
+            name, partitions=specs[source].partitions, key_type=bytes, value_type=bytes
+        )
+
     return Runtime(
+        identity_links=app.topic(
+            t.IDENTITY_LINKS, partitions=specs[t.IDENTITY_LINKS].partitions, **raw
+        ),
+        identity_routes=app.topic(
+            t.IDENTITY_ROUTES, partitions=specs[t.IDENTITY_ROUTES].partitions, **raw
+        ),
+        graph=bytes_table(t.GRAPH_TABLE, t.IDENTITY_LINKS),
+        aliases=bytes_table(t.ALIAS_TABLE, t.IDENTITY_ROUTES),
         app=app,
         settings=settings,
         journey=journey,

@@ -8,9 +8,9 @@ import time
 from typing import Any
 
 from processor import topics as t
-from processor.journey import state as stored
 from processor.stream.app import Runtime
 from processor.stream.envelope import Source, pack
+from processor.stream.journey import state_of
 from processor.stream.timers import earliest_due, partition_of
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ async def rebuild(rt: Runtime) -> int:
         partition = partition_of(key, partitions)
         if partition not in owned:
             continue
-        due = earliest_due(stored.decode(raw))
+        due = earliest_due(state_of(raw))
         if due is not None:
             entries.append((partition, key, due))
     count = rt.timer_index.reset(entries)
@@ -70,7 +70,7 @@ async def tick(rt: Runtime) -> int:
     sent = 0
     rt.metrics.timers_pending.set(rt.timer_index.pending())
     for partition, key in candidates:
-        due = earliest_due(stored.decode(rt.table.get(key)))
+        due = earliest_due(state_of(rt.table.get(key)))
         if due is None:
             continue
         rt.timer_index.push(partition, due, key)

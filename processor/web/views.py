@@ -8,6 +8,7 @@ from aiohttp.web import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from processor.stream.app import Runtime
+from processor.web import api, status
 
 
 def is_ready(rt: Runtime) -> bool:
@@ -35,3 +36,6 @@ def install(rt: Runtime) -> None:
     async def ready(web: Any, request: Any) -> Any:
         ok = is_ready(rt)
         return web.json({"ready": ok}, status=200 if ok else 503)
+
+    api.install(rt)
+    status.install(rt)

@@ -7,7 +7,8 @@ import time
 from collections.abc import Iterable
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 
 async def produce(
@@ -57,3 +58,38 @@ async def read_json(
     finally:
         await consumer.stop()
     return found
+
+
+async def read_changelog(bootstrap: str, topic: str, timeout_s: float = 10.0) -> dict[bytes, bytes]:
+    """The latest value of every key of a table's changelog; deleted keys are left out."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        count = len((await admin.describe_topics([topic]))[0]["partitions"])
+    finally:
+        await admin.close()
+    partitions = [TopicPartition(topic, p) for p in range(count)]
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+        auto_offset_reset="earliest", max_partition_fetch_bytes=16 * 1024 * 1024,
+    )  # fmt: skip
+    await consumer.start()
+    latest: dict[bytes, bytes | None] = {}
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        deadline = time.monotonic() + timeout_s
+
+        async def behind() -> bool:
+            return any([await consumer.position(tp) < ends[tp] for tp in partitions])
+
+        while await behind():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"could not read {topic} to its end in {timeout_s} s")
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                for r in records:
+                    latest[r.key] = r.value
+    finally:
+        await consumer.stop()
+    return {k: v for k, v in latest.items() if v is not None}

@@ -37,6 +37,8 @@ def test_roles() -> None:
 def test_internal_topics_follow_faust_naming() -> None:
     # Faust derives a table's changelog name; a mismatch would make it use an undeclared topic.
     assert f"{t.APP_ID}-{t.JOURNEY_TABLE}-changelog" == t.JOURNEY_CHANGELOG
+    assert f"{t.APP_ID}-{t.GRAPH_TABLE}-changelog" == t.GRAPH_CHANGELOG
+    assert f"{t.APP_ID}-{t.ALIAS_TABLE}-changelog" == t.ALIAS_CHANGELOG
     assert DECLARED[t.JOURNEY_CHANGELOG].config["cleanup.policy"] == "compact"
 
 
@@ -45,6 +47,12 @@ def test_topics_joined_by_key_are_copartitioned() -> None:
     group = {n for n, s in DECLARED.items() if s.copartition == "customer"}
     # The journey agent reads customer-events and writes the table: Faust needs them equal.
     assert {t.CUSTOMER_EVENTS, t.JOURNEY_CHANGELOG} <= group
+    identifier = {n for n, s in DECLARED.items() if s.copartition == "identifier"}
+    assert identifier == {t.IDENTITY_ROUTES, t.ALIAS_CHANGELOG}
+    graph = {n for n, s in DECLARED.items() if s.copartition == "identity-graph"}
+    assert graph == {t.IDENTITY_LINKS, t.GRAPH_CHANGELOG}
+    # One writer of the identity graph: the link topic must have exactly one partition.
+    assert DECLARED[t.IDENTITY_LINKS].partitions == 1
 
 
 def test_copartition_check_catches_a_mismatch() -> None:

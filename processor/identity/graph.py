@@ -1,0 +1,192 @@
+"""The identity graph: which identifiers are one person, decided the same whatever the order.
+
+Nodes are identifiers with their kind (`c:` customer_id, `e:` email, `l:` loyalty_id, `a:`
+anonymous_id); an event carrying several identifiers links each pair of them. Who is who:
+
+- A `customer_id` is always a person of its own, and its own canonical id: two customer ids
+  are never merged.
+- The other identifiers form groups: connected through links between non-customer
+  identifiers. A group linked to one customer id belongs to that customer. A group linked to
+  several (an email claimed by two accounts) is a *conflict*: it belongs to the smallest
+  customer id, and the conflict is counted. A group linked to none is an anonymous person,
+  named by its strongest identifier (email, then loyalty id, then anonymous id; ties by value).
+
+Every rule is a function of the set of links, not of their order, so replays, shuffles and
+partition moves all end in the same grouping and the same canonical ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from processor.events import Identity
+
+KIND_PREFIX = {"customer_id": "c:", "email": "e:", "loyalty_id": "l:", "anonymous_id": "a:"}
+#: How a node's own (default) key reads on the customer-events topic.
+_KEY_PREFIX = {"c:": "", "e:": "email:", "l:": "loyalty:", "a:": "anon:"}
+_STRENGTH = {"e:": 0, "l:": 1, "a:": 2}
+#: A group larger than this stops growing: one identifier shared by everybody (a shop's
+#: test address, a kiosk cookie) must not glue all customers into one.
+MAX_GROUP = 1000
+
+
+def nodes_of(identity: Identity) -> list[str]:
+    """The event's identifiers as nodes, strongest first."""
+    return [KIND_PREFIX[kind] + value for kind, value in identity.identifiers()]
+
+
+def is_anchor(node: str) -> bool:
+    """Is this node a customer id?"""
+    return node.startswith("c:")
+
+
+def key_of(node: str) -> str:
+    """The node's own key on the customer-events topic (`C-1`, `email:a@x`, `anon:ck`)."""
+    return _KEY_PREFIX[node[:2]] + node[2:]
+
+
+def _strength(node: str) -> tuple[int, str]:
+    return _STRENGTH[node[:2]], node[2:]
+
+
+@dataclass
+class NodeRecord:
+    """What the graph stores per node: its neighbours and its current canonical key."""
+
+    neighbours: set[str] = field(default_factory=set)
+    canonical: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        """The stored form."""
+        return {"n": sorted(self.neighbours), "c": self.canonical}
+
+    @classmethod
+    def from_json(cls, d: dict[str, object]) -> NodeRecord:
+        """Inverse of `to_json`."""
+        neighbours = d["n"]
+        assert isinstance(neighbours, list)
+        return cls(set(map(str, neighbours)), str(d["c"]))
+
+
+Lookup = Callable[[str], NodeRecord | None]
+
+
+@dataclass
+class Change:
+    """The effect of a link or an erasure on the graph."""
+
+    #: Records to store (None deletes the node).
+    records: dict[str, NodeRecord | None] = field(default_factory=dict)
+    #: node -> (old canonical key, new canonical key) for every node whose person changed;
+    #: new is None when the node was erased.
+    moved: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    #: The canonical key of the event's person (a link) or the erased person's key.
+    canonical: str = ""
+    conflict: bool = False
+    links_added: int = 0
+
+
+def _load(lookup: Lookup, records: dict[str, NodeRecord | None], node: str) -> NodeRecord:
+    if node in records:
+        got = records[node]
+        assert got is not None
+        return got
+    found = lookup(node)
+    record = found if found is not None else NodeRecord(canonical=key_of(node))
+    records[node] = record
+    return record
+
+
+def _group(lookup: Lookup, records: dict[str, NodeRecord | None], start: Iterable[str]) -> set[str]:
+    """The non-customer nodes connected to `start` through non-customer links."""
+    group: set[str] = set()
+    todo = [n for n in start if not is_anchor(n)]
+    while todo and len(group) < MAX_GROUP:
+        node = todo.pop()
+        if node in group:
+            continue
+        group.add(node)
+        todo.extend(n for n in _load(lookup, records, node).neighbours if not is_anchor(n))
+    return group
+
+
+def _owner(
+    lookup: Lookup, records: dict[str, NodeRecord | None], group: set[str]
+) -> tuple[str, bool]:
+    anchors = {n for node in group for n in _load(lookup, records, node).neighbours if is_anchor(n)}
+    if anchors:
+        return key_of(min(anchors)), len(anchors) > 1
+    return key_of(min(group, key=_strength)), False
+
+
+def link(lookup: Lookup, nodes: list[str]) -> Change:
+    """Link every pair of `nodes` (one event's identifiers) and work out who moved."""
+    change = Change()
+    records = change.records
+    for node in nodes:
+        _load(lookup, records, node)
+    for a in nodes:
+        for b in nodes:
+            rec = records[a]
+            if a != b and rec is not None and b not in rec.neighbours:
+                rec.neighbours.add(b)
+                change.links_added += 1
+    change.links_added //= 2
+    group = _group(lookup, records, nodes)
+    anchors = [n for n in nodes if is_anchor(n)]
+    if group:
+        owner, change.conflict = _owner(lookup, records, group)
+        for node in group:
+            rec = _load(lookup, records, node)
+            if rec.canonical != owner:
+                change.moved[node] = (rec.canonical, owner)
+                rec.canonical = owner
+    else:
+        owner = key_of(min(anchors))
+    # The event belongs to its strongest identifier's person: its customer id if it has one.
+    change.canonical = key_of(min(anchors)) if anchors else owner
+    return change
+
+
+def erase(lookup: Lookup, customer: str) -> Change:
+    """Remove the person of customer node `customer`: the node, the groups it owns, every link."""
+    change = Change(canonical=key_of(customer))
+    records = change.records
+    root = lookup(customer)
+    if root is None:
+        return change
+    records[customer] = root
+    mine: set[str] = set()
+    for start in sorted(n for n in root.neighbours if not is_anchor(n)):
+        if start in mine:
+            continue
+        group = _group(lookup, records, [start])
+        owner, _ = _owner(lookup, records, group)
+        if owner == change.canonical:
+            mine |= group
+    gone = mine | {customer}
+    for node in sorted(gone):
+        rec = _load(lookup, records, node)
+        for other in rec.neighbours - gone:
+            _load(lookup, records, other).neighbours -= gone
+        if node != customer:
+            change.moved[node] = (rec.canonical, None)
+    for node in gone:
+        records[node] = None
+    return change
+
+
+def grouping(events: Iterable[list[str]]) -> dict[str, str]:
+    """Reference: node -> canonical key after linking `events` in order, from scratch."""
+    store: dict[str, NodeRecord] = {}
+    for nodes in events:
+        change = link(store.get, nodes)
+        for node, rec in change.records.items():
+            if rec is None:
+                store.pop(node, None)
+            else:
+                store[node] = rec
+    return {
+        node: (key_of(node) if is_anchor(node) else rec.canonical) for node, rec in store.items()
+    }

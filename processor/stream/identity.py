@@ -1,0 +1,92 @@
+"""The identity agents: the link agent keeps the graph, the route agents keep the aliases.
+
+Why this is correct when links and events race (a `login` linking a cookie to an account on
+touchpoints.web, and a `cart_add` of the same cookie on another partition):
+
+1. Only the link agent changes the graph, and it sees every linking event and erase command in
+   one order (one partition). The grouping it computes depends on the set of links only
+   (processor/identity/graph.py), so any order of arrival ends in the same persons and keys.
+2. When a link moves an identifier to another person, the link agent tells the identifier's
+   route partition (an `alias` message). The route agent records the alias and only then sends
+   a `merge` to the old key's customer partition. Every event of that identifier that was
+   routed before the alias was produced to the old key *before* the merge (same producer, same
+   partition, so Kafka keeps the order); every event routed after it goes to the new key.
+3. The journey agent, on `merge`, hands the old key's state to the new key (`absorb`) and leaves
+   a forwarding marker; an event that still reaches the old key (a timer, a replay) follows the
+   marker. Absorbing is a fold that does not depend on what arrived first (merge.fold), so the
+   person ends with the same state whichever way the race went.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from processor.identity import graph
+from processor.stream.app import Runtime
+from processor.stream.envelope import Source, pack, unpack
+
+IDENTITY = "identity"
+
+
+def _lookup(rt: Runtime) -> graph.Lookup:
+    def get(node: str) -> graph.NodeRecord | None:
+        raw = rt.graph.get(node.encode())
+        return None if raw is None else graph.NodeRecord.from_json(orjson.loads(raw))
+
+    return get
+
+
+async def _apply(rt: Runtime, change: graph.Change, src: Source) -> None:
+    for node, record in change.records.items():
+        if record is None:
+            rt.graph.pop(node.encode(), None)
+        else:
+            rt.graph[node.encode()] = orjson.dumps(record.to_json())
+    for node, (old, new) in sorted(change.moved.items()):
+        alias = {"node": node, "old": old, "new": new}
+        await rt.identity_routes.send(key=node.encode(), value=pack("alias", alias, IDENTITY, src))
+    m = rt.metrics
+    m.identity_links.inc(change.links_added)
+    if change.conflict:
+        m.identity_conflicts.inc()
+
+
+async def handle_link(rt: Runtime, value: bytes) -> None:
+    """A linking event or an erase command: update the graph, then pass it on by person."""
+    kind, _, payload, src = unpack(value)
+    if kind == "control":
+        change = graph.erase(_lookup(rt), "c:" + str(payload["customer_id"]))
+    else:
+        identity = payload["identity"]
+        kinds = ("customer_id", "email", "loyalty_id", "anonymous_id")
+        nodes = [graph.KIND_PREFIX[k] + str(identity[k]) for k in kinds if identity.get(k)]
+        change = graph.link(_lookup(rt), nodes)
+    await _apply(rt, change, src)
+    await rt.customer_events.send(key=change.canonical.encode(), value=value)
+
+
+async def handle_route(rt: Runtime, key: bytes, value: bytes) -> None:
+    """An event of one identifier, or an alias update for it."""
+    kind, _, payload, src = unpack(value)
+    node = key.decode()
+    if kind != "alias":
+        alias = rt.aliases.get(key)
+        target = alias if alias is not None else graph.key_of(node).encode()
+        await rt.customer_events.send(key=target, value=value)
+        return
+    old, new = str(payload["old"]), payload["new"]
+    own = graph.key_of(node)
+    if new is None:
+        # Erased: forget the alias, and wipe whatever the identifier's own key still holds.
+        rt.aliases.pop(key, None)
+        await rt.customer_events.send(key=own.encode(), value=pack("purge", {}, IDENTITY, src))
+        return
+    if new == own:
+        rt.aliases.pop(key, None)
+    else:
+        rt.aliases[key] = str(new).encode()
+    if old != new:
+        merge: dict[str, Any] = {"into": new}
+        await rt.customer_events.send(key=old.encode(), value=pack("merge", merge, IDENTITY, src))

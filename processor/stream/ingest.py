@@ -1,0 +1,52 @@
+"""Ingest: decode and validate inbound messages, dead-letter the bad, route the good."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from processor.decode import Rejection, decode_control, decode_touchpoint
+from processor.events import ControlCommand, Touchpoint
+from processor.identity.graph import is_anchor, key_of, nodes_of
+from processor.stream import deadletters
+from processor.stream.app import Runtime
+from processor.stream.envelope import pack
+
+
+async def handle_inbound(rt: Runtime, message: Any) -> None:
+    """One inbound message ends in exactly one place: routed onwards, or a dead letter.
+
+    Routing: an event with two or more identifiers, and every erase command, may change who is
+    who, so it goes to the identity-links topic (one partition, one writer of the graph). An
+    event whose only identifier is a customer id needs no look-up: a customer id is always its
+    own person. Any other single identifier goes to its identity-routes partition, which knows
+    which person it belongs to now.
+    """
+    src = deadletters.source_of(message)
+    label = deadletters.label_of(src.topic)
+    channel = deadletters.CHANNEL_OF_TOPIC.get(src.topic)
+    rt.metrics.messages_consumed.labels(label).inc()
+    now = datetime.now(UTC)
+    limit = rt.settings.max_event_bytes
+    result: Touchpoint | ControlCommand | Rejection
+    if channel is None:
+        result = decode_control(message.value, now, max_bytes=limit)
+    else:
+        result = decode_touchpoint(message.value, channel, now, max_bytes=limit)
+    if isinstance(result, Rejection):
+        await deadletters.send(rt, result, message.value, src, label)
+        return
+    payload = result.model_dump(mode="json")
+    if isinstance(result, ControlCommand):
+        node = "c:" + result.customer_id
+        await rt.identity_links.send(key=node.encode(), value=pack("control", payload, label, src))
+        return
+    rt.metrics.events_received.labels(label, result.type.value).inc()
+    nodes = nodes_of(result.identity)
+    value = pack("event", payload, label, src)
+    if len(nodes) > 1:
+        await rt.identity_links.send(key=nodes[0].encode(), value=value)
+    elif is_anchor(nodes[0]):
+        await rt.customer_events.send(key=key_of(nodes[0]).encode(), value=value)
+    else:
+        await rt.identity_routes.send(key=nodes[0].encode(), value=value)

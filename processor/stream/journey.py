@@ -1,0 +1,127 @@
+"""The journey agent's work: one re-keyed message applied to one person's state."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import orjson
+
+from processor.events import Channel, ControlCommand, Touchpoint
+from processor.journey import state as stored
+from processor.journey.engine import EventInput, Outcome, erase, fire_due, step
+from processor.journey.merge import absorb
+from processor.journey.state import CustomerState
+from processor.messages import to_json
+from processor.stream import deadletters, observe
+from processor.stream.app import Runtime
+from processor.stream.envelope import Source, pack, unpack
+
+log = logging.getLogger(__name__)
+#: Identity messages made here have no inbound coordinates.
+_NOWHERE = Source("identity", -1, -1, None, None)
+
+#: A person merged into another leaves this behind, so late messages follow them.
+_MOVED = b'{"moved":'
+
+
+def _load(raw: bytes | None) -> CustomerState | str | None:
+    """The state at a key, the key it moved to, or None."""
+    if raw is not None and raw.startswith(_MOVED):
+        return str(orjson.loads(raw)["moved"])
+    return stored.decode(raw)
+
+
+def state_of(raw: bytes | None) -> CustomerState | None:
+    """The person's state at a key; None for nothing or a forwarding marker."""
+    held = _load(raw)
+    return held if isinstance(held, CustomerState) else None
+
+
+def _moved(to: str) -> bytes:
+    return orjson.dumps({"moved": to})
+
+
+async def _emit(rt: Runtime, key: bytes, partition: int, out: Outcome) -> None:
+    if out.state is None:
+        rt.table.pop(key, None)
+    else:
+        rt.table[key] = stored.encode(out.state)
+    rt.timer_index.note(partition, key, out.state)
+    m = rt.metrics
+    for tr in out.transitions:
+        await rt.transitions.send(key=tr.customer_id.encode(), value=to_json(tr))
+        m.transitions.labels(tr.from_stage or "none", tr.to_stage).inc()
+    for action in out.actions:
+        await rt.actions.send(key=action.customer_id.encode(), value=to_json(action))
+        m.actions.labels(action.action.value, action.template).inc()
+    for rule, reason in out.suppressed:
+        m.actions_suppressed.labels(rule, reason).inc()
+    if out.cross_channel_conversion:
+        m.cross_channel_conversions.inc()
+
+
+async def _merge(rt: Runtime, key_raw: bytes, held: CustomerState | str | None, into: str) -> None:
+    """Hand this key's person over to `into`, and leave a marker that points there."""
+    if into == key_raw.decode():
+        return
+    if isinstance(held, CustomerState):
+        body = {"into": into, "state": held.to_dict()}
+        await rt.customer_events.send(
+            key=into.encode(), value=pack("absorb", body, "identity", _NOWHERE)
+        )
+    rt.table[key_raw] = _moved(into)
+
+
+async def handle_customer(rt: Runtime, key_raw: bytes, value: bytes, partition: int) -> None:
+    """Apply one event, timer, command or identity message to the person at `key_raw`."""
+    key = key_raw.decode()
+    kind, label, payload, src = unpack(value)
+    try:
+        now = datetime.now(UTC)
+        held = _load(rt.table.get(key_raw))
+        if isinstance(held, str) and kind in ("event", "absorb", "control"):
+            # This key's person now lives at `held`: follow them (a late or replayed message).
+            await rt.customer_events.send(key=held.encode(), value=value)
+            return
+        state = held if isinstance(held, CustomerState) else None
+        if kind == "merge":
+            await _merge(rt, key_raw, held, str(payload["into"]))
+            observe.settled(rt, partition, state, rt.table.get(key_raw))
+            return
+        if kind == "purge":
+            rt.table.pop(key_raw, None)
+            rt.timer_index.note(partition, key_raw, None)
+            observe.settled(rt, partition, state, None)
+            return
+        if kind == "absorb":
+            other = CustomerState.from_dict(payload["state"])
+            out = absorb(state, other, key, now, rt.journey)
+            rt.metrics.identity_merges.inc()
+        elif kind == "control":
+            command = ControlCommand.model_validate(payload)
+            out = erase(state, key, command.request_id, command.requested_at, rt.journey)
+        elif kind == "timer":
+            out, fired = fire_due(state, key, now, rt.journey)
+            for fire in fired:
+                rt.metrics.timers_fired.inc()
+                rt.metrics.timer_lateness.observe(max(0.0, (now - fire.due).total_seconds()))
+            if not fired:
+                rt.timer_index.note(partition, key_raw, state)
+                return
+        else:
+            event = Touchpoint.model_validate(payload)
+            out = step(state, EventInput(event, Channel(label), key), now, rt.journey)
+            rt.metrics.events_processed.labels(label).inc()
+            observe.event_processed(rt, label, event.occurred_at, now)
+            if out.duplicate:
+                rt.metrics.duplicates.labels(label).inc()
+                return
+        await _emit(rt, key_raw, partition, out)
+        observe.emitted(rt, partition, state, out, src)
+    except Exception as exc:
+        # Faust would ack and commit a message whose handler raised, losing it silently
+        # (faust-pitfalls #2). Dead-lettering keeps it, with the reason, for replay after a fix.
+        log.exception("processing failed for %s[%s]@%s", src.topic, src.partition, src.offset)
+        rt.metrics.processing_errors.labels("journey").inc()
+        await deadletters.send(rt, deadletters.internal(exc), orjson.dumps(payload), src, label)

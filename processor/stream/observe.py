@@ -1,0 +1,255 @@
+"""Metrics the agents feed: people per stage kept exact across rebalances, latency and lag."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from processor import topics as t
+from processor.journey.state import CustomerState
+from processor.metrics import Metrics
+from processor.stream.timers import partition_of
+
+if TYPE_CHECKING:
+    from processor.journey.engine import Outcome
+    from processor.stream.app import Runtime
+    from processor.stream.envelope import Source
+
+log = logging.getLogger(__name__)
+
+#: How often lag and the status page's rate samples are taken. Prometheus scrapes every 15 s
+#: by default, so 1 s is fresh enough; reading a position costs one hop to the consumer thread.
+SAMPLE_INTERVAL_S = 1.0
+#: The status page's rates are averaged over this window (seconds), like a short `rate()`.
+RATE_WINDOW_S = 30.0
+#: Keys scanned between yields while recounting stages: heartbeats must keep flowing.
+_YIELD_EVERY = 1000
+#: Changelogs are read only to recover or follow as a standby, so their lag is not reported.
+_CHANGELOG_SUFFIX = "-changelog"
+
+Move = tuple[int, str | None, str | None]
+
+
+class StageCounts:
+    """People per stage, per owned partition of the customer-events topic.
+
+    A recount takes a snapshot of the table at one instant (no await in between) and scans it
+    with yields; moves that happen during the scan are logged and replayed onto the result, so
+    the counts are exact however the scan and the agent interleave. A newer recount supersedes
+    an older one still running. Moves on a partition not counted yet are ignored: its
+    recount's snapshot will include them.
+    """
+
+    def __init__(self) -> None:
+        self._by_partition: dict[int, Counter[str]] = {}
+        #: Moves since the running recount's snapshot; None while no recount runs.
+        self._log: list[Move] | None = None
+        self._generation = 0
+
+    def move(self, partition: int, before: str | None, after: str | None) -> bool:
+        """Record one person's stage change; True when the totals changed."""
+        if before == after:
+            return False
+        if self._log is not None:
+            self._log.append((partition, before, after))
+        counts = self._by_partition.get(partition)
+        if counts is None:
+            return False
+        _apply(counts, before, after)
+        return True
+
+    def begin(self) -> int:
+        """Start a recount: returns its generation; call right before taking the snapshot."""
+        self._generation += 1
+        self._log = []
+        return self._generation
+
+    def finish(self, generation: int, counts: dict[int, Counter[str]], owned: set[int]) -> bool:
+        """Install a recount's result unless a newer one started; True when installed."""
+        if generation != self._generation:
+            return False
+        for partition, before, after in self._log or ():
+            if partition in counts:
+                _apply(counts[partition], before, after)
+        self._log = None
+        self._by_partition = {p: counts.get(p, Counter()) for p in owned}
+        return True
+
+    def keep_only(self, owned: Iterable[int]) -> None:
+        """Stop counting partitions this worker no longer owns."""
+        keep = set(owned)
+        self._by_partition = {p: c for p, c in self._by_partition.items() if p in keep}
+
+    def totals(self) -> Counter[str]:
+        """People per stage over the counted partitions."""
+        out: Counter[str] = Counter()
+        for counts in self._by_partition.values():
+            out.update(counts)
+        return out
+
+    def partitions(self) -> set[int]:
+        """The partitions counted now."""
+        return set(self._by_partition)
+
+
+def _apply(counts: Counter[str], before: str | None, after: str | None) -> None:
+    if before is not None:
+        counts[before] -= 1
+    if after is not None:
+        counts[after] += 1
+
+
+@dataclass
+class Observer:
+    """A worker's observation state: stage counts, recent totals for rates, lag by partition."""
+
+    stages: StageCounts = field(default_factory=StageCounts)
+    #: (monotonic s, consumed, processed, actions, dead letters), newest last.
+    samples: deque[tuple[float, float, float, float, float]] = field(
+        default_factory=lambda: deque(maxlen=int(RATE_WINDOW_S / SAMPLE_INTERVAL_S) + 1)
+    )
+    lag: dict[tuple[str, int], int] = field(default_factory=dict)
+
+
+def publish_stages(metrics: Metrics, known: Iterable[str], counts: Counter[str]) -> None:
+    """Set the per-stage gauge; only declared stages, so the label stays bounded."""
+    for stage in known:
+        metrics.customers.labels(stage).set(max(0, counts.get(stage, 0)))
+
+
+def counter_total(metric: Any) -> float:
+    """The sum of a counter over all its labels."""
+    return float(
+        sum(s.value for mf in metric.collect() for s in mf.samples if s.name.endswith("_total"))
+    )
+
+
+# The agents call these one-liners; each is cheap and never raises into the stream.
+
+
+def event_processed(rt: Runtime, channel: str, occurred_at: datetime, now: datetime) -> None:
+    """Observe event time → processed."""
+    rt.metrics.event_latency.labels(channel).observe(max(0.0, (now - occurred_at).total_seconds()))
+
+
+def emitted(
+    rt: Runtime, partition: int, before: CustomerState | None, out: Outcome, src: Source
+) -> None:
+    """After an outcome was written and sent: move the stage count, observe publish → action."""
+    old = before.stage if before is not None else None
+    new = out.state.stage if out.state is not None else None
+    obs = rt.observer
+    if obs.stages.move(partition, old, new):
+        publish_stages(rt.metrics, rt.journey.stages, obs.stages.totals())
+    if out.actions and src.timestamp_ms is not None:
+        waited = max(0.0, time.time() - src.timestamp_ms / 1000)
+        for _ in out.actions:
+            rt.metrics.action_latency.observe(waited)
+
+
+def settled(
+    rt: Runtime, partition: int, before: CustomerState | None, raw_after: bytes | None
+) -> None:
+    """After the person at a key merged away or was purged: `raw_after` is what the key holds."""
+    after = _stage_of(raw_after)
+    if rt.observer.stages.move(partition, before.stage if before is not None else None, after):
+        publish_stages(rt.metrics, rt.journey.stages, rt.observer.stages.totals())
+
+
+def _stage_of(raw: bytes | None) -> str | None:
+    """The stage stored at a key; None for no person, or a marker pointing to a merged one."""
+    if raw is None:
+        return None
+    held = orjson.loads(raw)
+    if not isinstance(held, dict) or "moved" in held:
+        return None
+    return CustomerState.from_dict(held).stage
+
+
+# Rebalances and sampling.
+
+
+def owned(rt: Runtime, tps: Iterable[Any] | None = None) -> set[int]:
+    """Customer-events partitions among `tps` (default: this worker's active ones)."""
+    source = rt.app.assignor.assigned_actives() if tps is None else tps
+    return {tp.partition for tp in source if tp.topic == t.CUSTOMER_EVENTS}
+
+
+async def recount(rt: Runtime) -> dict[str, int]:
+    """Recount people per stage from the table for the partitions this worker owns now."""
+    obs = rt.observer
+    mine = owned(rt)
+    generation = obs.stages.begin()
+    snapshot = list(rt.table.items())  # one instant: moves from here on are in the log
+    counts: dict[int, Counter[str]] = {p: Counter() for p in mine}
+    for n, (key, raw) in enumerate(snapshot, 1):
+        if n % _YIELD_EVERY == 0:
+            await asyncio.sleep(0)
+        # The memory store also holds standby and revoked keys: count only what we own.
+        partition = partition_of(key, rt.partitions)
+        stage = _stage_of(raw) if partition in mine else None
+        if stage is not None:
+            counts[partition][stage] += 1
+    if obs.stages.finish(generation, counts, mine):
+        publish_stages(rt.metrics, rt.journey.stages, obs.stages.totals())
+    return dict(obs.stages.totals())
+
+
+async def sample(rt: Runtime) -> None:
+    """Take one sample: consumer lag per source partition, and totals for the status rates."""
+    m, obs, consumer = rt.metrics, rt.observer, rt.app.consumer
+    lag: dict[tuple[str, int], int] = {}
+    for tp in consumer.assignment():
+        if tp.topic.endswith(_CHANGELOG_SUFFIX):
+            continue
+        # highwater is what the last fetch saw (None before one); position is the next offset
+        # to fetch, so messages fetched but still in the stream buffer do not count as lag.
+        highwater = consumer.highwater(tp)
+        position = await consumer.position(tp)
+        if highwater is not None and position is not None:
+            lag[(tp.topic, tp.partition)] = max(0, highwater - position)
+    for gone in obs.lag.keys() - lag.keys():
+        m.consumer_lag.remove(gone[0], str(gone[1]))
+    for (topic, partition), behind in lag.items():
+        m.consumer_lag.labels(topic, str(partition)).set(behind)
+    obs.lag = lag
+    obs.samples.append(
+        (
+            time.monotonic(),
+            counter_total(m.messages_consumed),
+            counter_total(m.events_processed),
+            counter_total(m.actions),
+            counter_total(m.deadletters),
+        )
+    )
+
+
+def install(rt: Runtime) -> None:
+    """Recount stages after every rebalance, drop lost partitions at once, sample periodically."""
+    rt.metrics.expect({(s.action, s.template) for s in rt.journey.steps if s.action and s.template})
+
+    @rt.app.on_partitions_assigned.connect
+    async def _assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # Before recovery: a partition that moved away must not be counted twice meanwhile.
+        rt.observer.stages.keep_only(owned(rt, args[0]))
+        publish_stages(rt.metrics, rt.journey.stages, rt.observer.stages.totals())
+
+    @rt.app.on_rebalance_complete.connect
+    async def _recount(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await recount(rt)
+
+    @rt.app.timer(interval=SAMPLE_INTERVAL_S)  # type: ignore[untyped-decorator]
+    async def _sample() -> None:
+        try:
+            await sample(rt)
+        except Exception:
+            # A failed sample leaves the last values; the next tick tries again.
+            log.exception("metrics sample failed")

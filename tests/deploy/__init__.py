@@ -1,0 +1,1 @@
+"""Checks of deploy/: compose file, Kubernetes manifests, generated resources, metric names."""

@@ -1,0 +1,158 @@
+"""The customer API on two real workers: any worker answers for any customer, behind a token."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from processor import topics as t
+from processor.web.openapi import document
+from tests.support.kafka import produce
+from tests.support.openapi import check_answer
+from tests.support.worker import WorkerProcess, metric_values
+
+pytestmark = pytest.mark.broker
+
+TOKEN = "test-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _get(worker: WorkerProcess, path: str, headers: dict[str, str] | None = None) -> Any:
+    request = urllib.request.Request(worker.url(path), headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=15) as r:
+            return r.status, r.headers, orjson.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, orjson.loads(e.read())
+
+
+def _event(eid: str, typ: str, identity: dict[str, str], **props: object) -> bytes:
+    at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    value = {"event_id": eid, "type": typ, "occurred_at": at, "identity": identity,
+             "context": {"timezone": "Europe/Berlin"}, "properties": props}  # fmt: skip
+    return orjson.dumps(value)
+
+
+def _traffic() -> tuple[list[tuple[str, bytes | None, bytes | None]], dict[str, str]]:
+    """Sixteen people of four kinds; returns the messages and canonical key -> expected stage."""
+    msgs: list[tuple[str, bytes | None, bytes | None]] = []
+    stages: dict[str, str] = {}
+    for i in range(4):
+        cid = f"C-{i}"
+        msgs.append((t.WEB, cid.encode(), _event(f"c{i}-1", "page_view", {"customer_id": cid})))
+        msgs.append((t.WEB, cid.encode(), _event(f"c{i}-2", "signup", {"customer_id": cid},
+                                                 consent={"email": True})))  # fmt: skip
+        msgs.append((t.WEB, cid.encode(), _event(f"c{i}-3", "cart_add", {"customer_id": cid},
+                                                 product_id="P-1", price=9.5)))  # fmt: skip
+        stages[cid] = "consideration"
+        email = f"e{i}@example.com"
+        msgs.append((t.EMAIL, None, _event(f"e{i}", "email_delivered", {"email": email},
+                                           campaign_id="fall")))  # fmt: skip
+        stages[f"email:{email}"] = "awareness"
+        msgs.append((t.STORE, None, _event(f"l{i}", "store_visit", {"loyalty_id": f"L-{i}"},
+                                           store_id="S-1")))  # fmt: skip
+        stages[f"loyalty:L-{i}"] = "awareness"
+        msgs.append((t.WEB, None, _event(f"a{i}", "page_view", {"anonymous_id": f"ck-{i}"})))
+        stages[f"anon:ck-{i}"] = "awareness"
+    return msgs, stages
+
+
+def _processed(workers: list[WorkerProcess]) -> float:
+    return sum(
+        sum(metric_values(w.metrics(), "touchpoint_events_processed_total").values())
+        for w in workers
+    )
+
+
+def test_any_worker_answers_for_any_customer(topics_ready: str, tmp_path: Path) -> None:
+    env = {"TOUCHPOINT_API_TOKEN": TOKEN}
+    w1 = WorkerProcess(topics_ready, tmp_path / "w1", **env)
+    w2 = WorkerProcess(topics_ready, tmp_path / "w2", **env)
+    with w1, w2:
+        workers = [w1, w2]
+        for w in workers:  # both in the group and settled after the second one joined
+            deadline = time.monotonic() + 90
+            while _get(w, "/ready")[0] != 200:
+                assert time.monotonic() < deadline, w.log_tail()
+                time.sleep(0.25)
+        msgs, stages = _traffic()
+        asyncio.run(produce(topics_ready, msgs))
+        deadline = time.monotonic() + 60
+        while _processed(workers) < len(msgs):
+            assert time.monotonic() < deadline, w1.log_tail() + w2.log_tail()
+            time.sleep(0.25)
+
+        answered_by: dict[int, set[str]] = {w1.web_port: set(), w2.web_port: set()}
+        for key, stage in stages.items():
+            bodies = []
+            for w in workers:
+                status, headers, body = _get(w, f"/customers/{urllib.parse.quote(key)}", AUTH)
+                assert status == 200, (key, body)
+                assert headers["Content-Type"].startswith("application/json")
+                assert headers["Cache-Control"] == "no-store"
+                check_answer("/customers/{id}", 200, "application/json", body)
+                answered_by[w.web_port].add(headers["X-Touchpoint-Worker"])
+                bodies.append(body)
+            assert bodies[0] == bodies[1]
+            assert bodies[0]["customer_id"] == key
+            assert bodies[0]["stage"] == stage
+            assert bodies[0]["stage_history"][-1]["stage"] == stage
+        # Each worker answered some customers itself and forwarded the others to the owner.
+        for port, owners in answered_by.items():
+            assert len(owners) == 2, (port, owners)
+
+        c0 = _get(w1, "/customers/C-0", AUTH)[2]
+        assert c0["consent"]["email"] is True
+        assert [p["name"] for p in c0["pending_timers"]] == ["wait:abandoned_cart"]
+        assert {"kind": "customer_id", "value": "C-0"} in c0["linked_identifiers"]
+        assert [a["step"] for a in c0["recent_actions"]] == ["welcome"]
+
+        # A plain identifier with its kind: emails match after trimming and case-folding.
+        quoted = urllib.parse.quote("  E1@Example.COM ")
+        status, _, by_email = _get(w2, f"/customers/{quoted}?kind=email", AUTH)
+        assert (status, by_email["customer_id"]) == (200, "email:e1@example.com")
+        status, _, by_loyalty = _get(w1, "/customers/L-2?kind=loyalty_id", AUTH)
+        assert (status, by_loyalty["customer_id"]) == (200, "loyalty:L-2")
+
+        for path, headers, want, error in [
+            ("/customers/C-0", {}, 401, "unauthorized"),
+            ("/customers/C-0", {"Authorization": f"Basic {TOKEN}"}, 401, "unauthorized"),
+            ("/customers/C-0", {"Authorization": "Bearer"}, 401, "unauthorized"),
+            ("/customers/C-0", {"Authorization": "Bearer nope"}, 403, "forbidden"),
+            ("/customers/C-404", AUTH, 404, "not_found"),
+            ("/customers/x?kind=phone", AUTH, 400, "bad_identifier"),
+        ]:
+            for w in workers:
+                status, got_headers, body = _get(w, path, headers)
+                assert (status, body["error"]) == (want, error), (path, headers, body)
+                check_answer("/customers/{id}", status, "application/json", body)
+                if status == 401:
+                    assert got_headers["WWW-Authenticate"] == 'Bearer realm="touchpoint"'
+
+        # Open and free of personal data.
+        for w in workers:
+            status, _, health = _get(w, "/health")
+            assert (status, health) == (200, {"status": "ok"})
+            status, _, ready = _get(w, "/ready")
+            assert (status, ready) == (200, {"ready": True})
+            check_answer("/ready", 200, "application/json", ready)
+            assert _get(w, "/openapi.json")[2] == orjson.loads(orjson.dumps(document()))
+
+
+def test_without_a_token_the_api_is_off(topics_ready: str, tmp_path: Path) -> None:
+    # Empty counts as unset (compose passes `${TOUCHPOINT_API_TOKEN:-}`).
+    with WorkerProcess(topics_ready, tmp_path, TOUCHPOINT_API_TOKEN="") as w:
+        for headers in ({}, AUTH):
+            status, _, body = _get(w, "/customers/C-0", headers)
+            assert (status, body["error"]) == (404, "api_disabled")
+            assert "TOUCHPOINT_API_TOKEN" in body["detail"]
+            check_answer("/customers/{id}", 404, "application/json", body)

@@ -1,0 +1,263 @@
+"""One person across web, email and store, on a real broker: linking, merging, erasure."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from processor import topics as t
+from processor.journey.state import CustomerState
+from tests.conftest import fresh_broker
+from tests.support.kafka import produce, read_changelog, read_json
+from tests.support.worker import WorkerProcess, metric_values
+
+pytestmark = pytest.mark.broker
+
+# Recent enough that no wait (the 1-hour cart reminder is the shortest) falls due in a test.
+BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+Msg = tuple[str, bytes | None, bytes]
+TOPIC = {"web": t.WEB, "email": t.EMAIL, "store": t.STORE}
+
+
+def ev(n: int, channel: str, typ: str, identity: dict[str, str], **props: Any) -> Msg:
+    """Event number `n` (its minute after BASE is `n`, so the order in time is fixed)."""
+    value = {
+        "event_id": f"id-{n}-{typ}",
+        "type": typ,
+        "occurred_at": (BASE + timedelta(minutes=n)).isoformat().replace("+00:00", "Z"),
+        "identity": identity,
+        "context": {"timezone": "Europe/Berlin"},
+        "properties": props,
+    }
+    return TOPIC[channel], next(iter(identity.values())).encode(), orjson.dumps(value)
+
+
+ANON = {"anonymous_id": "ck-1"}
+BROWSE_SIGNUP_LOGIN = [
+    ev(1, "web", "page_view", ANON, url="/"),
+    ev(2, "web", "product_view", ANON, product_id="P-1", category="mugs"),
+    ev(3, "web", "cart_add", ANON, product_id="P-1", quantity=2, price=5.0, currency="EUR"),
+    ev(4, "web", "signup", {"customer_id": "C-1", "email": "Ana@Example.com "},
+       consent={"email": True}),
+    ev(5, "web", "login", {"email": "ana@example.com", "anonymous_id": "ck-1"}),
+]  # fmt: skip
+LOYALTY = [
+    ev(10, "web", "product_view", {"customer_id": "C-2"}, product_id="P-2", category="tea"),
+    ev(11, "store", "loyalty_signup", {"customer_id": "C-2", "loyalty_id": "L-2"},
+       loyalty_id="L-2"),
+]  # fmt: skip
+LOYALTY_POS = [
+    ev(12, "store", "pos_purchase", {"loyalty_id": "L-2"}, store_id="S-1", order_id="POS-1",
+       value=30.0, currency="EUR"),
+]  # fmt: skip
+EMAIL_ONLY = [
+    ev(20, "web", "signup", {"customer_id": "C-3", "email": "bo@example.com"},
+       consent={"email": True}),
+    ev(21, "email", "email_clicked", {"email": "BO@example.com"}, campaign_id="fall", url="/x"),
+]  # fmt: skip
+
+
+def _worker(bootstrap: str, tmp: Path) -> WorkerProcess:
+    return WorkerProcess(bootstrap, tmp)
+
+
+def _processed(worker: WorkerProcess) -> float:
+    return sum(metric_values(worker.metrics(), "touchpoint_events_processed_total").values())
+
+
+def _until(what: Callable[[], bool], timeout_s: float, worker: WorkerProcess) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not what():
+        assert time.monotonic() < deadline, worker.log_tail()
+        time.sleep(0.3)
+
+
+def _publish_and_wait(bootstrap: str, worker: WorkerProcess, msgs: list[Msg]) -> None:
+    before = _processed(worker)
+    asyncio.run(produce(bootstrap, msgs))
+    _until(lambda: _processed(worker) >= before + len(msgs), 60, worker)
+
+
+def _people(bootstrap: str) -> dict[str, CustomerState]:
+    table = asyncio.run(read_changelog(bootstrap, t.JOURNEY_CHANGELOG))
+    return {
+        k.decode(): CustomerState.from_dict(orjson.loads(v))
+        for k, v in table.items()
+        if not v.startswith(b'{"moved"')
+    }
+
+
+def _settled(bootstrap: str, worker: WorkerProcess, want: set[str]) -> dict[str, CustomerState]:
+    """Wait until exactly the people `want` hold state, and it stopped changing: merges hand
+    state over asynchronously, so one read may come between a hand-over and its arrival."""
+    seen: list[dict[str, Any]] = []
+    people: dict[str, CustomerState] = {}
+
+    def done() -> bool:
+        nonlocal people
+        people = _people(bootstrap)
+        seen.append({k: s.to_dict() for k, s in people.items()})
+        stable = len(seen) >= 4 and all(x == seen[-1] for x in seen[-4:])
+        return set(people) == want and stable
+
+    _until(done, 60, worker)
+    return people
+
+
+def test_anonymous_browsing_signup_and_login_end_as_one_customer(
+    topics_ready: str, tmp_path: Path
+) -> None:
+    with _worker(topics_ready, tmp_path) as worker:
+        # Browsing, then signing up, then logging in: each lands before the next is sent.
+        _publish_and_wait(topics_ready, worker, BROWSE_SIGNUP_LOGIN[:3])
+        _publish_and_wait(topics_ready, worker, BROWSE_SIGNUP_LOGIN[3:4])
+        _publish_and_wait(topics_ready, worker, BROWSE_SIGNUP_LOGIN[4:])
+        people = _settled(topics_ready, worker, {"C-1"})
+        transitions = asyncio.run(read_json(topics_ready, t.TRANSITIONS, expect=5, timeout_s=20))
+        merges = metric_values(worker.metrics(), "touchpoint_identity_merges_total")
+    person = people["C-1"]
+    assert person.stage == "consideration"
+    assert person.cart is not None
+    assert set(person.cart.items) == {"P-1"}
+    assert {"anonymous_id:ck-1", "customer_id:C-1", "email:ana@example.com"} <= set(
+        person.identifiers
+    )
+    assert {e for e in person.seen} == {
+        f"id-{n}-{typ}"
+        for n, typ in [
+            (1, "page_view"),
+            (2, "product_view"),
+            (3, "cart_add"),
+            (4, "signup"),
+            (5, "login"),
+        ]
+    }
+    got = sorted(
+        (
+            str(tr["customer_id"]),
+            str(tr["from_stage"]),
+            str(tr["to_stage"]),
+            str(tr["trigger_type"]),
+        )
+        for tr in transitions
+    )
+    assert got == sorted([
+        ("anon:ck-1", "None", "awareness", "page_view"),
+        ("anon:ck-1", "awareness", "consideration", "product_view"),
+        ("C-1", "None", "awareness", "signup"),
+        ("C-1", "awareness", "consideration", "identity_merge"),
+    ])  # fmt: skip
+    assert sum(merges.values()) == 1
+
+
+def test_loyalty_card_registered_online_then_used_at_the_pos(
+    topics_ready: str, tmp_path: Path
+) -> None:
+    with _worker(topics_ready, tmp_path) as worker:
+        _publish_and_wait(topics_ready, worker, LOYALTY)
+        _publish_and_wait(topics_ready, worker, LOYALTY_POS)
+        people = _settled(topics_ready, worker, {"C-2"})
+        transitions = asyncio.run(read_json(topics_ready, t.TRANSITIONS, expect=3, timeout_s=20))
+    purchase = [tr for tr in transitions if tr["to_stage"] == "purchase"]
+    assert len(purchase) == 1
+    assert purchase[0]["customer_id"] == "C-2"
+    assert purchase[0]["trigger_type"] == "pos_purchase"
+    assert purchase[0]["channels_before_conversion"] == ["web", "store"]
+    assert people["C-2"].purchases == 1
+    assert people["C-2"].stage == "purchase"
+
+
+def test_an_email_click_with_only_the_email_lands_on_the_right_person(
+    topics_ready: str, tmp_path: Path
+) -> None:
+    with _worker(topics_ready, tmp_path) as worker:
+        _publish_and_wait(topics_ready, worker, EMAIL_ONLY[:1])
+        _publish_and_wait(topics_ready, worker, EMAIL_ONLY[1:])
+        people = _settled(topics_ready, worker, {"C-3"})
+        transitions = asyncio.run(read_json(topics_ready, t.TRANSITIONS, expect=2, timeout_s=20))
+    moves = [(tr["customer_id"], tr["to_stage"], tr["trigger_type"]) for tr in transitions]
+    assert sorted(moves) == [("C-3", "awareness", "signup"),
+                             ("C-3", "consideration", "email_clicked")]  # fmt: skip
+    assert people["C-3"].stage == "consideration"
+
+
+def _projection(people: dict[str, CustomerState]) -> dict[str, Any]:
+    """What must not depend on the order events arrived in."""
+    return {
+        key: {
+            "stage": s.stage,
+            "purchases": s.purchases,
+            "ltv": s.lifetime_value,
+            "cart": sorted(s.cart.items.items()) if s.cart else None,
+            "consent": s.consent,
+            "identifiers": sorted(s.identifiers),
+            "seen": sorted(s.seen),
+            "timers": sorted(s.timers),
+        }
+        for key, s in people.items()
+    }
+
+
+def test_shuffled_across_topics_and_partitions_gives_the_same_final_state(
+    topics_ready: str, tmp_path: Path
+) -> None:
+    everything = BROWSE_SIGNUP_LOGIN + LOYALTY + LOYALTY_POS + EMAIL_ONLY
+    with _worker(topics_ready, tmp_path / "ordered") as worker:
+        for msg in everything:  # one at a time, in time order
+            _publish_and_wait(topics_ready, worker, [msg])
+        ordered = _projection(_settled(topics_ready, worker, {"C-1", "C-2", "C-3"}))
+
+    rnd = random.Random(7)
+    for attempt in range(2):
+        shuffled: list[Msg] = []
+        for topic, _key, value in rnd.sample(everything, len(everything)):
+            # Any key at all: upstream keys are not trusted for routing.
+            shuffled.append((topic, f"k{rnd.randrange(1000)}".encode(), value))
+        with (
+            fresh_broker(tmp_path / f"broker{attempt}", topics=True) as fresh,
+            _worker(fresh, tmp_path / f"shuffled{attempt}") as worker,
+        ):
+            _publish_and_wait(fresh, worker, shuffled)
+            got = _projection(_settled(fresh, worker, {"C-1", "C-2", "C-3"}))
+        differences = [
+            (key, field, value, got.get(key, {}).get(field))
+            for key, fields in ordered.items()
+            for field, value in fields.items()
+            if got.get(key, {}).get(field) != value
+        ]
+        assert differences == []
+
+
+def test_an_erased_person_leaves_no_key_in_any_table(topics_ready: str, tmp_path: Path) -> None:
+    with _worker(topics_ready, tmp_path) as worker:
+        _publish_and_wait(topics_ready, worker, BROWSE_SIGNUP_LOGIN + LOYALTY)
+        _settled(topics_ready, worker, {"C-1", "C-2"})
+        erase = {"command": "erase_customer", "customer_id": "C-1",
+                 "requested_at": datetime.now(UTC).isoformat(), "request_id": "req-1"}  # fmt: skip
+        asyncio.run(produce(topics_ready, [(t.CONTROL, b"C-1", orjson.dumps(erase))]))
+        _settled(topics_ready, worker, {"C-2"})
+
+        def graph_clean() -> bool:
+            nodes = asyncio.run(read_changelog(topics_ready, t.GRAPH_CHANGELOG))
+            return set(nodes) == {b"c:C-2", b"l:L-2"}
+
+        _until(graph_clean, 30, worker)
+        journey = asyncio.run(read_changelog(topics_ready, t.JOURNEY_CHANGELOG))
+        aliases = asyncio.run(read_changelog(topics_ready, t.ALIAS_CHANGELOG))
+        transitions = asyncio.run(read_json(topics_ready, t.TRANSITIONS, expect=8, timeout_s=10))
+    # C-2's loyalty card left a forwarding marker at its own key; C-1 left nothing anywhere.
+    assert set(journey) == {b"C-2", b"loyalty:L-2"}
+    assert orjson.loads(journey[b"loyalty:L-2"]) == {"moved": "C-2"}
+    assert set(aliases) == {b"l:L-2"}
+    receipts = [tr for tr in transitions if tr["to_stage"] == "erased"]
+    assert [(r["customer_id"], r["from_stage"], r["trigger_event_id"]) for r in receipts] == [
+        ("C-1", "consideration", "req-1")
+    ]

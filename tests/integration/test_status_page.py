@@ -1,0 +1,172 @@
+"""The status page at `/`, rendered by headless Chromium, and the per-stage gauge across workers."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from processor import topics as t
+from tests.support.kafka import produce
+from tests.support.observability import ROOT
+from tests.support.system_tools import require_tool
+from tests.support.worker import WorkerProcess, metric_values
+
+pytestmark = pytest.mark.broker
+
+ARTIFACTS = ROOT / "artifacts"
+#: The event that puts a new person in each stage, and how many people get there.
+FIRST_EVENT = {
+    "awareness": ("page_view", {"url": "/"}, 2),
+    "consideration": ("product_view", {"product_id": "P-1", "category": "mugs", "price": 9.5}, 3),
+    "purchase": ("order_placed", {"order_id": "O", "value": 20.0, "currency": "EUR"}, 4),
+}
+WANT = {"awareness": 2, "consideration": 3, "purchase": 4, "retention": 0, "advocacy": 0,
+        "lapsed": 0}  # fmt: skip
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--hide-scrollbars",
+]  # fmt: skip
+
+
+def _messages(prefix: str) -> list[tuple[str, bytes | None, bytes | None]]:
+    at = (datetime.now(UTC) - timedelta(minutes=1)).isoformat().replace("+00:00", "Z")
+    out: list[tuple[str, bytes | None, bytes | None]] = []
+    for stage, (typ, props, n) in FIRST_EVENT.items():
+        for i in range(n):
+            cid = f"{prefix}-{stage}-{i}"
+            value = {"event_id": f"{cid}-1", "type": typ, "occurred_at": at,
+                     "identity": {"customer_id": cid}, "properties": props}  # fmt: skip
+            out.append((t.WEB, cid.encode(), orjson.dumps(value)))
+    return out
+
+
+BAD = [(t.WEB, b"x", b"not json"), (t.STORE, b"y", b"{}")]
+
+
+def _total(text: str, name: str) -> float:
+    return sum(metric_values(text, name).values())
+
+
+def _customers(worker: WorkerProcess) -> dict[str, float]:
+    got = metric_values(worker.metrics(), "touchpoint_customers")
+    return {dict(k)["stage"]: v for k, v in got.items()}
+
+
+def _eventually(what: str, check: Callable[[], str | None], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    why: str | None = "never checked"
+    while time.monotonic() < deadline:
+        why = check()
+        if why is None:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{what}: {why}")
+
+
+def _get(worker: WorkerProcess, path: str) -> tuple[bytes, dict[str, str]]:
+    with urllib.request.urlopen(worker.url(path), timeout=5) as r:
+        return r.read(), dict(r.headers)
+
+
+def _chromium(binary: str, profile: Path, *args: str) -> str:
+    done = subprocess.run(
+        [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_the_status_page_shows_the_funnel_rates_and_dead_letters(
+    topics_ready: str, tmp_path: Path
+) -> None:
+    chromium = require_tool("chromium")
+    messages = _messages("C") + BAD
+    with WorkerProcess(topics_ready, tmp_path / "worker") as worker:
+        asyncio.run(produce(topics_ready, messages))
+
+        def done() -> str | None:
+            text = worker.metrics()
+            n = _total(text, "touchpoint_events_processed_total")
+            n += _total(text, "touchpoint_deadletters_total")
+            return None if n == len(messages) else f"{n} of {len(messages)} done"
+
+        _eventually("not processed", done, timeout_s=60)
+        status = orjson.loads(_get(worker, "/status.json")[0])
+        assert {f["stage"]: f["customers"] for f in status["funnel"]} == WANT
+        assert status["totals"]["deadletters"] == len(BAD)
+        assert {d["kind"]: d["count"] for d in status["deadletters_by_kind"]} == {
+            "decode": 1,
+            "validation": 1,
+        }
+        assert status["ready"] is True
+        assert status["partitions"] == list(range(8))
+        assert {k: v for k, v in _customers(worker).items() if k != "erased"} == WANT
+
+        page, headers = _get(worker, "/")
+        assert headers["Content-Type"].startswith("text/html")
+        assert "default-src 'none'" in headers["Content-Security-Policy"]
+        # No external assets: nothing is loaded from anywhere but this worker.
+        assert not re.search(rb"""(src|href)\s*=|@import|url\(|https?://""", page)
+
+        ARTIFACTS.mkdir(exist_ok=True)
+        shot = ARTIFACTS / "status-page.png"
+        shot.unlink(missing_ok=True)
+        # Virtual time lets the page's script fetch /status.json and render before the dump.
+        dom = _chromium(chromium, tmp_path / "profile-dom", "--virtual-time-budget=5000",
+                        "--dump-dom", worker.url("/"))  # fmt: skip
+        _chromium(chromium, tmp_path / "profile-shot", "--virtual-time-budget=5000",
+                  "--window-size=1280,900", f"--screenshot={shot}", worker.url("/"))  # fmt: skip
+
+    rows = dict(re.findall(r'data-stage="(\w+)" data-count="(\d+)"', dom))
+    assert {stage: int(n) for stage, n in rows.items()} == WANT
+    assert re.search(r'id="deadletters-total">2<', dom)
+    assert re.search(r'id="ready" class="pill ok">ready<', dom)
+    assert shot.stat().st_size > 10_000
+
+
+def test_the_stage_gauge_sums_over_workers_and_moves_with_partitions(
+    topics_ready: str, tmp_path: Path
+) -> None:
+    first = WorkerProcess(topics_ready, tmp_path / "w1", TOUCHPOINT_STORE="memory")
+    second = WorkerProcess(topics_ready, tmp_path / "w2", TOUCHPOINT_STORE="memory")
+    first.start()
+    try:
+        second.start()
+        both = (first, second)
+
+        def split() -> str | None:
+            parts = [orjson.loads(_get(w, "/status.json")[0])["partitions"] for w in both]
+            return None if all(parts) and not set(parts[0]) & set(parts[1]) else f"{parts}"
+
+        _eventually("the partitions were not shared", split, timeout_s=90)
+        asyncio.run(produce(topics_ready, _messages("D")))
+
+        def summed() -> str | None:
+            per_worker = [_customers(w) for w in both]
+            total = {s: per_worker[0].get(s, 0) + per_worker[1].get(s, 0) for s in WANT}
+            return None if total == WANT else f"{per_worker}"
+
+        _eventually("the two workers' gauges do not add up", summed, timeout_s=60)
+        second.stop()  # its partitions move to the first worker, which recounts them
+
+        def taken_over() -> str | None:
+            got = {k: v for k, v in _customers(first).items() if k != "erased"}
+            return None if got == WANT else f"{got}"
+
+        _eventually("the survivor did not count the moved partitions", taken_over, 90)
+    finally:
+        first.stop()
+        second.stop()

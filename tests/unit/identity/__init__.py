@@ -1,0 +1,1 @@
+"""Identity resolution: the graph and merging profiles."""
