@@ -24,8 +24,8 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## create .venv and install the package with its dev tools
 
-run: setup ## run a worker on the embedded broker (Ctrl-C stops both)
-	$(BIN)/touchpoint run --broker-port $(BROKER_PORT)
+run: setup ## the demo: broker, worker, simulated customers, live summary (Ctrl-C stops all)
+	$(BIN)/touchpoint demo --broker-port $(BROKER_PORT)
 
 broker: setup ## run only the embedded broker, with the topics created
 	$(BIN)/touchpoint broker --port $(BROKER_PORT)

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from processor import __version__
-from processor.cli import journey, kafka, worker
+from processor.cli import demo, journey, kafka, simulate, worker
 from processor.kafka.embedded import EmbeddedBrokerError
 
 DESCRIPTION = """\
@@ -23,7 +23,7 @@ TOUCHPOINT_KAFKA_BOOTSTRAP, `touchpoint run` starts an embedded broker of its ow
 
 
 #: Each module adds its commands; `touchpoint --help` lists them in this order.
-COMMANDS = (worker, kafka, journey)
+COMMANDS = (worker, kafka, journey, simulate, demo)
 
 
 def parser() -> argparse.ArgumentParser:

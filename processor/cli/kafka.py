@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,13 +40,45 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Shortcut options of `tail`, per topic: option -> the field it filters on.
+SHORTCUTS = {
+    "actions": {"customer": "customer_id", "template": "template", "rule": "rule"},
+    "transitions": {"customer": "customer_id", "stage": "to_stage"},
+    "deadletter": {"customer": "source.key", "kind": "error.kind", "source": "source.topic"},
+}
+
+
+def tail_filters(args: argparse.Namespace) -> dict[str, str]:
+    """--where FIELD=VALUE pairs plus the shortcuts that apply to the topic."""
+    filters = {}
+    for f in args.where:
+        name, sep, value = f.partition("=")
+        if not sep:
+            raise ValueError(f"--where {f!r}: expected FIELD=VALUE")
+        filters[name] = value
+    for option, fieldname in SHORTCUTS[args.topic].items():
+        value = getattr(args, option, None)
+        if value is not None:
+            filters[fieldname] = value
+    for option in ("template", "rule", "stage", "kind", "source"):
+        if getattr(args, option, None) is not None and option not in SHORTCUTS[args.topic]:
+            raise ValueError(f"--{option} does not apply to {args.topic}")
+    return filters
+
+
 def cmd_tail(args: argparse.Namespace) -> int:
+    import orjson
+
     from processor.kafka.tools import tail
 
-    filters = dict(f.split("=", 1) for f in args.where)
+    filters = tail_filters(args)
     out = sys.stdout.buffer
 
     def emit(value: bytes) -> None:
+        if args.pretty:
+            # A value that is not JSON is printed as it is.
+            with contextlib.suppress(orjson.JSONDecodeError):
+                value = orjson.dumps(orjson.loads(value), option=orjson.OPT_INDENT_2)
         out.write(value + b"\n")
         out.flush()
 
@@ -61,6 +94,21 @@ def cmd_tail(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def cmd_deadletter(args: argparse.Namespace) -> int:
+    from processor.kafka.tools import replay_deadletters
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    report = asyncio.run(
+        replay_deadletters(load_settings(), args.kind, dry_run=args.dry_run, say=say)
+    )
+    for kind in args.kind:
+        verb = "would replay" if args.dry_run else "replayed"
+        print(f"{kind}: {verb} {report.replayed[kind]}, refused {report.refused[kind]}")
+    return 1 if sum(report.refused.values()) else 0
 
 
 def cmd_schemas(args: argparse.Namespace) -> int:
@@ -119,9 +167,40 @@ def register(sub: Any) -> None:
         action="append",
         default=[],
         metavar="FIELD=VALUE",
-        help="only messages whose top-level FIELD equals VALUE (repeatable)",
+        help="only messages whose FIELD (dotted for nested: error.kind) equals VALUE (repeatable)",
     )
+    tail.add_argument("--customer", help="customer_id (deadletter: the source key)")
+    tail.add_argument("--template", help="actions: this template only")
+    tail.add_argument("--rule", help="actions: this rule only")
+    tail.add_argument("--stage", help="transitions: into this stage only")
+    tail.add_argument("--kind", help="deadletter: this error kind only")
+    tail.add_argument("--source", help="deadletter: from this source topic only")
+    tail.add_argument("--pretty", action="store_true", help="indented JSON")
     tail.set_defaults(func=cmd_tail)
+
+    from processor.kafka.tools import REPLAY_GROUP_PREFIX
+    from processor.messages import ErrorKind
+
+    dl = sub.add_parser(
+        "deadletter",
+        help="re-publish dead letters to their source topics after a fix",
+        description="replay: re-publish the dead letters of the chosen --kind values to their "
+        "source topics, each exactly once: the consumer group "
+        f"{REPLAY_GROUP_PREFIX}.<kind> remembers (as its committed offset) how far each kind "
+        "was replayed, so a second run replays only letters that arrived since. Values kept "
+        "in base64 are decoded; a truncated (too large) value is refused with its source "
+        "coordinates, and the exit code is 1.",
+    )
+    dl.add_argument("action", choices=["replay"])
+    dl.add_argument(
+        "--kind",
+        action="append",
+        required=True,
+        choices=[k.value for k in ErrorKind],
+        help="error kind to replay (repeatable)",
+    )
+    dl.add_argument("--dry-run", action="store_true", help="list, publish and remember nothing")
+    dl.set_defaults(func=cmd_deadletter)
 
     schemas = sub.add_parser(
         "schemas",

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import sys
+import time
+from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from processor import topics as t
@@ -102,8 +107,15 @@ async def publish(
     return sent
 
 
+def _field(value: Any, path: str) -> Any:
+    # `error.kind` reaches into nested objects; a missing step gives None.
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
 def _matches(value: Any, filters: dict[str, str]) -> bool:
-    return isinstance(value, dict) and all(str(value.get(k)) == v for k, v in filters.items())
+    return isinstance(value, dict) and all(str(_field(value, k)) == v for k, v in filters.items())
 
 
 async def tail(
@@ -149,3 +161,137 @@ async def tail(
     finally:
         await consumer.stop()
     return shown
+
+
+#: Each dead-letter kind has its own consumer group, so replaying one kind never skips the
+#: letters of another: `<prefix>.<kind>`'s committed offset marks what was replayed.
+REPLAY_GROUP_PREFIX = "touchpoint-deadletter-replay"
+_REPLAYABLE = {*t.INBOUND, t.CONTROL}
+
+
+@dataclass
+class ReplayReport:
+    """What `replay_deadletters` did, per kind."""
+
+    replayed: Counter[str] = field(default_factory=Counter)
+    refused: Counter[str] = field(default_factory=Counter)
+
+
+def _original(letter: dict[str, Any]) -> tuple[str, bytes | None, bytes]:
+    """The source topic, key and value of a dead letter; ValueError when it cannot be rebuilt."""
+    source = letter.get("source") or {}
+    topic = source.get("topic")
+    if topic not in _REPLAYABLE:
+        raise ValueError(f"source topic {topic!r} is not an inbound topic")
+    if letter.get("raw_truncated"):
+        raise ValueError(
+            "only a prefix of the value was kept (too large); re-publish it from "
+            f"{topic} partition {source.get('partition')} offset {source.get('offset')}"
+        )
+    raw = str(letter.get("raw", ""))
+    value = base64.b64decode(raw) if letter.get("raw_encoding") == "base64" else raw.encode()
+    key = source.get("key")
+    if key is not None:
+        key = base64.b64decode(key) if source.get("key_encoding") == "base64" else key.encode()
+    return topic, key, value
+
+
+async def replay_deadletters(
+    settings: Settings, kinds: list[str], *, dry_run: bool, say: Callable[[str], None]
+) -> ReplayReport:
+    """Re-publish the dead letters of `kinds` not replayed before to their source topics.
+
+    Reads the letters dead-lettered before the run started (a replayed message that fails
+    again is a new letter, for a later run), publishes, waits for the acknowledgements, then
+    commits the kind's group offset. A crash between the two replays those letters again: the events
+    keep their event_id, so the processor drops what it already processed.
+    """
+    report = ReplayReport()
+    producer = AIOKafkaProducer(**connection_kwargs(settings), acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        for kind in kinds:
+            await _replay_kind(settings, kind, producer, report, dry_run, say)
+    finally:
+        await producer.stop()
+    return report
+
+
+async def _replay_kind(
+    settings: Settings,
+    kind: str,
+    producer: AIOKafkaProducer,
+    report: ReplayReport,
+    dry_run: bool,
+    say: Callable[[str], None],
+) -> None:
+    consumer = AIOKafkaConsumer(
+        **connection_kwargs(settings),
+        group_id=f"{REPLAY_GROUP_PREFIX}.{kind}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    # Letters dead-lettered from now on (a replayed message failing again, say) are left for
+    # the next run: the commit stops at the first of them in each partition.
+    started_ms = int(time.time() * 1000)
+    try:
+        await consumer.topics()  # fetches metadata, so that the partitions are known
+        tps = [TopicPartition(t.DEADLETTER, p) for p in consumer.partitions_for_topic(t.DEADLETTER)]
+        consumer.assign(tps)
+        later: dict[TopicPartition, int] = {}
+        pending = []
+        while active := [tp for tp in tps if tp not in later]:
+            batch = await consumer.getmany(*active, timeout_ms=500)
+            if not batch and await _caught_up(consumer, active):
+                break
+            for tp, records in batch.items():
+                for r in records:
+                    if tp in later:
+                        break
+                    if r.timestamp >= started_ms:
+                        later[tp] = r.offset
+                        break
+                    letter = orjson.loads(r.value) if r.value else {}
+                    if _field(letter, "error.kind") == kind:
+                        pending += await _replay_one(
+                            producer, letter, f"{tp.topic}[{tp.partition}]@{r.offset}",
+                            kind, report, dry_run, say,
+                        )  # fmt: skip
+        await asyncio.gather(*pending)
+        if not dry_run and tps:
+            await consumer.commit(
+                {tp: later[tp] if tp in later else await consumer.position(tp) for tp in tps}
+            )
+    finally:
+        await consumer.stop()
+
+
+async def _caught_up(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> bool:
+    # After an empty poll. The end offsets alone are not enough: the embedded broker can
+    # report one less than a batch just written holds; an empty fetch is the real end.
+    end = await consumer.end_offsets(tps)
+    for tp in tps:
+        if await consumer.position(tp) < end[tp]:
+            return False
+    return True
+
+
+async def _replay_one(
+    producer: AIOKafkaProducer,
+    letter: dict[str, Any],
+    where: str,
+    kind: str,
+    report: ReplayReport,
+    dry_run: bool,
+    say: Callable[[str], None],
+) -> list[asyncio.Future[Any]]:
+    try:
+        topic, key, value = _original(letter)
+    except (ValueError, binascii.Error) as exc:
+        report.refused[kind] += 1
+        say(f"refused {where} ({kind}): {exc}")
+        return []
+    report.replayed[kind] += 1
+    say(f"{'would replay' if dry_run else 'replayed'} {where} ({kind}) to {topic}")
+    return [] if dry_run else [await producer.send(topic, value, key=key)]

@@ -1,0 +1,1 @@
+"""Unit tests of the traffic simulator, the demo summary and the operator tools."""
