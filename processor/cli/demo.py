@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import os
 import signal
 import subprocess
@@ -19,17 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from processor import processes
 from processor.cli.common import load_settings
 from processor.settings import Settings
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    # Between fork and exec: the kernel sends SIGTERM to the child when the demo dies, even by
-    # SIGKILL, so neither broker nor worker can outlive it.
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _spawn(argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -43,20 +34,15 @@ def _spawn(argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[
             stdin=subprocess.DEVNULL,
             env=env,
             start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=processes.die_with_parent,
         )
 
 
 def _stop(proc: subprocess.Popen[bytes] | None, name: str, timeout_s: float) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout_s)
-    except subprocess.TimeoutExpired:
+    def say() -> None:
         print(f"touchpoint demo: {name} did not stop in {timeout_s:.0f} s, killing it", flush=True)
-        proc.kill()
-        proc.wait()
+
+    processes.stop(proc, timeout_s, on_kill=say)
 
 
 def _wait_for(

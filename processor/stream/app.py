@@ -105,28 +105,20 @@ def create_app(settings: Settings, journey: Journey, metrics: Metrics) -> Runtim
     # allow_empty: a message with no value must reach the agent and be dead-lettered;
     # without it Faust would drop it silently.
     inbound = app.topic(*t.INBOUND, t.CONTROL, allow_empty=True, **raw)
-    customer_events = app.topic(t.CUSTOMER_EVENTS, partitions=_partitions(settings), **raw)
-    table = app.Table(
-        t.JOURNEY_TABLE,
-        partitions=_partitions(settings),
-        # bytes in and out: Faust then uses its raw codec, and we encode state ourselves.
-        key_type=bytes,
-        value_type=bytes,
-    )
     specs = t.load(settings.topics_dir)
 
+    def source(name: str) -> Any:
+        return app.topic(name, partitions=specs[name].partitions, **raw)
+
     def bytes_table(name: str, source: str) -> Any:
+        # bytes in and out: Faust then uses its raw codec, and we encode values ourselves.
         return app.Table(
             name, partitions=specs[source].partitions, key_type=bytes, value_type=bytes
         )
 
     return Runtime(
-        identity_links=app.topic(
-            t.IDENTITY_LINKS, partitions=specs[t.IDENTITY_LINKS].partitions, **raw
-        ),
-        identity_routes=app.topic(
-            t.IDENTITY_ROUTES, partitions=specs[t.IDENTITY_ROUTES].partitions, **raw
-        ),
+        identity_links=source(t.IDENTITY_LINKS),
+        identity_routes=source(t.IDENTITY_ROUTES),
         graph=bytes_table(t.GRAPH_TABLE, t.IDENTITY_LINKS),
         aliases=bytes_table(t.ALIAS_TABLE, t.IDENTITY_ROUTES),
         app=app,
@@ -134,14 +126,10 @@ def create_app(settings: Settings, journey: Journey, metrics: Metrics) -> Runtim
         journey=journey,
         metrics=metrics,
         inbound=inbound,
-        customer_events=customer_events,
+        customer_events=source(t.CUSTOMER_EVENTS),
         deadletter=app.topic(t.DEADLETTER, **raw),
         actions=app.topic(t.ACTIONS, **raw),
         transitions=app.topic(t.TRANSITIONS, **raw),
-        table=table,
-        partitions=_partitions(settings),
+        table=bytes_table(t.JOURNEY_TABLE, t.CUSTOMER_EVENTS),
+        partitions=specs[t.CUSTOMER_EVENTS].partitions,
     )
-
-
-def _partitions(settings: Settings) -> int:
-    return t.load(settings.topics_dir)[t.CUSTOMER_EVENTS].partitions

@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from processor.events import Identity
 from processor.identity import graph
 from processor.stream.app import Runtime
 from processor.stream.envelope import Source, pack, unpack
@@ -59,10 +60,9 @@ async def handle_link(rt: Runtime, value: bytes) -> None:
     if kind == "control":
         change = graph.erase(_lookup(rt), "c:" + str(payload["customer_id"]))
     else:
-        identity = payload["identity"]
-        kinds = ("customer_id", "email", "loyalty_id", "anonymous_id")
-        nodes = [graph.KIND_PREFIX[k] + str(identity[k]) for k in kinds if identity.get(k)]
-        change = graph.link(_lookup(rt), nodes)
+        change = graph.link(
+            _lookup(rt), graph.nodes_of(Identity.model_validate(payload["identity"]))
+        )
     await _apply(rt, change, src)
     await rt.customer_events.send(key=change.canonical.encode(), value=value)
 

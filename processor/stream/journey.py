@@ -25,8 +25,8 @@ _NOWHERE = Source("identity", -1, -1, None, None)
 _MOVED = b'{"moved":'
 
 
-def _load(raw: bytes | None) -> CustomerState | str | None:
-    """The state at a key, the key it moved to, or None."""
+def held_at(raw: bytes | None) -> CustomerState | str | None:
+    """The state at a key, the key its person moved to (a merge), or None."""
     if raw is not None and raw.startswith(_MOVED):
         return str(orjson.loads(raw)["moved"])
     return stored.decode(raw)
@@ -34,7 +34,7 @@ def _load(raw: bytes | None) -> CustomerState | str | None:
 
 def state_of(raw: bytes | None) -> CustomerState | None:
     """The person's state at a key; None for nothing or a forwarding marker."""
-    held = _load(raw)
+    held = held_at(raw)
     return held if isinstance(held, CustomerState) else None
 
 
@@ -79,7 +79,7 @@ async def handle_customer(rt: Runtime, key_raw: bytes, value: bytes, partition: 
     kind, label, payload, src = unpack(value)
     try:
         now = datetime.now(UTC)
-        held = _load(rt.table.get(key_raw))
+        held = held_at(rt.table.get(key_raw))
         if isinstance(held, str) and kind in ("event", "absorb", "control"):
             # This key's person now lives at `held`: follow them (a late or replayed message).
             await rt.customer_events.send(key=held.encode(), value=value)

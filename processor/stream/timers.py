@@ -39,21 +39,28 @@ class TimerIndex:
         self._heaps: dict[int, list[tuple[float, bytes]]] = {}
         #: key -> epoch seconds a timer envelope was sent; not re-sent before `resend_after_s`.
         self._inflight: dict[bytes, float] = {}
+        #: key -> the due time of its live entry. Most people have a timer pending (the lapse
+        #: clock), so without this every event would push one more entry for the same due time.
+        self._indexed: dict[bytes, float] = {}
 
     def note(self, partition: int, key: bytes, state: CustomerState | None) -> None:
         """Record the person's next due time after their state changed."""
         self._inflight.pop(key, None)
         due = earliest_due(state)
-        if due is not None:
-            heapq.heappush(self._heaps.setdefault(partition, []), (due, key))
+        if due is None:
+            self._indexed.pop(key, None)
+        elif self._indexed.get(key) != due:
+            self.push(partition, due, key)
 
     def reset(self, entries: Iterable[tuple[int, bytes, float]]) -> int:
         """Replace the index with (partition, key, due) entries; returns how many."""
         self._heaps = {}
         self._inflight = {}
+        self._indexed = {}
         n = 0
         for partition, key, due in entries:
             self._heaps.setdefault(partition, []).append((due, key))
+            self._indexed[key] = due
             n += 1
         for heap in self._heaps.values():
             heapq.heapify(heap)
@@ -66,6 +73,7 @@ class TimerIndex:
     def push(self, partition: int, due: float, key: bytes) -> None:
         """Add one (due, key) entry."""
         heapq.heappush(self._heaps.setdefault(partition, []), (due, key))
+        self._indexed[key] = due
 
     def due(
         self, partitions: Iterable[int], now: float, *, resend_after_s: float, limit: int
@@ -91,6 +99,8 @@ class TimerIndex:
                     deferred.append((due, key))
                     continue
                 seen.add(key)
+                if self._indexed.get(key) == due:
+                    del self._indexed[key]  # the caller pushes it back if it is still due
                 out.append((partition, key))
             for entry in deferred:
                 heapq.heappush(heap, entry)

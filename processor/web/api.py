@@ -15,8 +15,8 @@ from yarl import URL
 
 from processor.events import Identity
 from processor.identity.keys import PREFIX, canonical_key
-from processor.journey import state as stored
 from processor.stream.app import Runtime
+from processor.stream.journey import held_at
 from processor.web.customer import (
     KINDS,
     PREFIXED_KINDS,
@@ -37,6 +37,8 @@ FORWARDED = "X-Touchpoint-Forwarded"
 ANSWERED_BY = "X-Touchpoint-Worker"
 _FORWARD_TIMEOUT = aiohttp.ClientTimeout(total=10)
 _CHALLENGE = 'Bearer realm="touchpoint"'
+#: Forwarding markers followed at most, one per merge a person went through.
+_MAX_HOPS = 8
 
 
 def resolve(kind: IdentifierKind, value: str) -> str:
@@ -100,9 +102,12 @@ def _settled(rt: Runtime) -> bool:
     return bool(rt.app.tables.actives_ready) and not rt.app.rebalancing
 
 
-async def _forward(rt: Runtime, owner: URL, request: Any) -> Response:
+async def _forward(rt: Runtime, owner: URL, request: Any, key: str | None) -> Response:
+    """Ask the owning worker; for the request's own identifier, or for `key` (a merge target)."""
     url = request.url.with_scheme(owner.scheme or "http").with_host(owner.host or "")
     url = url.with_port(owner.port)
+    if key is not None:
+        url = url.with_path(f"/customers/{key}").with_query(None)
     headers = {"Authorization": request.headers.get("Authorization", ""), FORWARDED: "1"}
     try:
         async with rt.app.http_client.get(url, headers=headers, timeout=_FORWARD_TIMEOUT) as r:
@@ -145,17 +150,27 @@ def install(rt: Runtime, resolver: Resolver = resolve) -> None:
                 return _problem(400, "bad_identifier", "not a valid identifier of that kind")
             except ValueError as exc:
                 return _problem(400, "bad_identifier", str(exc))
-            if not _settled(rt):
-                return _problem(503, "rebalancing", "partitions are moving; retry shortly")
-            try:
-                owner = app.router.key_store(rt.table.name, key.encode())
-            except KeyError:
-                return _problem(503, "no_owner", "no worker owns this customer's partition yet")
-            if not _same_node(owner, URL(str(app.conf.canonical_url))):
-                if request.headers.get(FORWARDED):
-                    return _problem(503, "rebalancing", "ownership is moving; retry shortly")
-                return await _forward(rt, owner, request)
-            state = stored.decode(rt.table.get(key.encode()))
+            asked = key
+            # A person merged into another leaves a marker at their old key: follow it (a
+            # marker may point to a key another worker owns; chains are short and transient).
+            for _ in range(_MAX_HOPS):
+                if not _settled(rt):
+                    return _problem(503, "rebalancing", "partitions are moving; retry shortly")
+                try:
+                    owner = app.router.key_store(rt.table.name, key.encode())
+                except KeyError:
+                    return _problem(503, "no_owner", "no worker owns this customer's partition yet")
+                if not _same_node(owner, URL(str(app.conf.canonical_url))):
+                    if request.headers.get(FORWARDED):
+                        return _problem(503, "rebalancing", "ownership is moving; retry shortly")
+                    return await _forward(rt, owner, request, None if key == asked else key)
+                held = held_at(rt.table.get(key.encode()))
+                if not isinstance(held, str):
+                    break
+                key = held
+            else:
+                return _problem(503, "rebalancing", "a merge is still moving this customer")
+            state = held
             if state is None:
                 return _problem(404, "not_found", "no journey state for this identifier")
             # Which worker answered, for operators tracing a forwarded request.

@@ -23,7 +23,6 @@ import fcntl
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -37,6 +36,8 @@ from typing import IO, Any, Self, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+
+from processor import processes
 
 __all__ = [
     "KAFKA_POM",
@@ -337,16 +338,7 @@ class ApacheKafka:
         """SIGTERM, wait up to ``timeout`` seconds, then SIGKILL.  Returns the exit code."""
         process, self._process = self._process, None
         _RUNNING.discard(self)
-        returncode = None
-        if process is not None:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-            returncode = process.returncode
+        returncode = processes.stop(process, timeout)
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,25 +24,13 @@ from tests.support.observability import (
 from tests.support.prometheus import Prometheus
 from tests.support.system_tools import require_tool
 from tests.support.traffic import generate
-from tests.support.worker import WorkerProcess, metric_values
+from tests.support.worker import WorkerProcess, eventually, metric_values
 
 pytestmark = pytest.mark.broker
 
 
 def _total(text: str, name: str) -> float:
     return sum(metric_values(text, name).values())
-
-
-def _eventually(what: str, check: Callable[[], str | None], timeout_s: float) -> None:
-    """Poll `check` (None means done, else why not yet) until done or the timeout."""
-    deadline = time.monotonic() + timeout_s
-    why: str | None = "never checked"
-    while time.monotonic() < deadline:
-        why = check()
-        if why is None:
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{what}: {why}")
 
 
 def _sample_names(text: str) -> set[str]:
@@ -88,7 +74,7 @@ def test_every_dashboard_and_alert_query_returns_data(topics_ready: str, tmp_pat
         Prometheus(binary, tmp_path / "prometheus", [f"127.0.0.1:{worker.web_port}"]) as prom,
     ):
         # rate() only sees what happens after the first scrape: no traffic before it.
-        _eventually("no first scrape", lambda: None if prom.query("up == 1") else "none", 30)
+        eventually("no first scrape", lambda: None if prom.query("up == 1") else "none", 30)
         asyncio.run(produce(topics_ready, messages))
 
         def worker_done() -> str | None:
@@ -99,7 +85,7 @@ def test_every_dashboard_and_alert_query_returns_data(topics_ready: str, tmp_pat
                 return f"consumed {consumed} of {len(messages)}, {fired} timers fired"
             return None
 
-        _eventually("the worker did not process the traffic", worker_done, timeout_s=120)
+        eventually("the worker did not process the traffic", worker_done, timeout_s=120)
         text = worker.metrics()
 
         # Every metric name the dashboard, the alerts or the README mention is exported.
@@ -113,7 +99,7 @@ def test_every_dashboard_and_alert_query_returns_data(topics_ready: str, tmp_pat
             value = float(got[0]["value"][1]) if got else None
             return None if value == len(messages) else f"Prometheus sees {value}"
 
-        _eventually("Prometheus did not scrape the worker", scraped, timeout_s=30)
+        eventually("Prometheus did not scrape the worker", scraped, timeout_s=30)
 
         queries = [(f"dashboard: {title}", with_macros(e)) for title, e in dashboard_queries()]
         queries += [(f"alert: {r['alert']}", as_bool(r["expr"])) for r in alert_rules()]
@@ -128,7 +114,7 @@ def test_every_dashboard_and_alert_query_returns_data(topics_ready: str, tmp_pat
                 return None
 
             # rate() needs two scrapes inside its window after the traffic: a few seconds.
-            _eventually(f"{label} returns no data", answers, timeout_s=30)
+            eventually(f"{label} returns no data", answers, timeout_s=30)
 
         # The rules load and evaluate cleanly on the live data.
         groups = prom.api("rules")["groups"]

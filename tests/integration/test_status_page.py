@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import subprocess
-import time
 import urllib.request
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from processor import topics as t
 from tests.support.kafka import produce
 from tests.support.observability import ROOT
 from tests.support.system_tools import require_tool
-from tests.support.worker import WorkerProcess, metric_values
+from tests.support.worker import WorkerProcess, eventually, metric_values
 
 pytestmark = pytest.mark.broker
 
@@ -62,17 +60,6 @@ def _customers(worker: WorkerProcess) -> dict[str, float]:
     return {dict(k)["stage"]: v for k, v in got.items()}
 
 
-def _eventually(what: str, check: Callable[[], str | None], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    why: str | None = "never checked"
-    while time.monotonic() < deadline:
-        why = check()
-        if why is None:
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{what}: {why}")
-
-
 def _get(worker: WorkerProcess, path: str) -> tuple[bytes, dict[str, str]]:
     with urllib.request.urlopen(worker.url(path), timeout=5) as r:
         return r.read(), dict(r.headers)
@@ -103,7 +90,7 @@ def test_the_status_page_shows_the_funnel_rates_and_dead_letters(
             n += _total(text, "touchpoint_deadletters_total")
             return None if n == len(messages) else f"{n} of {len(messages)} done"
 
-        _eventually("not processed", done, timeout_s=60)
+        eventually("not processed", done, timeout_s=60)
         status = orjson.loads(_get(worker, "/status.json")[0])
         assert {f["stage"]: f["customers"] for f in status["funnel"]} == WANT
         assert status["totals"]["deadletters"] == len(BAD)
@@ -151,7 +138,7 @@ def test_the_stage_gauge_sums_over_workers_and_moves_with_partitions(
             parts = [orjson.loads(_get(w, "/status.json")[0])["partitions"] for w in both]
             return None if all(parts) and not set(parts[0]) & set(parts[1]) else f"{parts}"
 
-        _eventually("the partitions were not shared", split, timeout_s=90)
+        eventually("the partitions were not shared", split, timeout_s=90)
         asyncio.run(produce(topics_ready, _messages("D")))
 
         def summed() -> str | None:
@@ -159,14 +146,14 @@ def test_the_stage_gauge_sums_over_workers_and_moves_with_partitions(
             total = {s: per_worker[0].get(s, 0) + per_worker[1].get(s, 0) for s in WANT}
             return None if total == WANT else f"{per_worker}"
 
-        _eventually("the two workers' gauges do not add up", summed, timeout_s=60)
+        eventually("the two workers' gauges do not add up", summed, timeout_s=60)
         second.stop()  # its partitions move to the first worker, which recounts them
 
         def taken_over() -> str | None:
             got = {k: v for k, v in _customers(first).items() if k != "erased"}
             return None if got == WANT else f"{got}"
 
-        _eventually("the survivor did not count the moved partitions", taken_over, 90)
+        eventually("the survivor did not count the moved partitions", taken_over, 90)
     finally:
         first.stop()
         second.stop()

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from processor import processes
 from processor.kafka.embedded import free_port
 from tests.support.observability import ALERTS
 
@@ -95,13 +96,7 @@ class Prometheus:
     def stop(self) -> None:
         """Terminate, then kill if it does not exit within 10 s."""
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        processes.stop(proc, 10)
 
     def __enter__(self) -> Prometheus:
         self.start()

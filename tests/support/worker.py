@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
+from processor import processes
 from processor.kafka.embedded import free_port
 
 
@@ -73,16 +74,7 @@ class WorkerProcess:
     def stop(self, timeout_s: float = 30.0) -> int | None:
         """SIGTERM, wait, SIGKILL if needed; returns the exit code."""
         proc, self.proc = self.proc, None
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        return proc.returncode
+        return processes.stop(proc, timeout_s)
 
     def log_tail(self, lines: int = 60) -> str:
         """The end of the worker's log, for failure messages."""
@@ -114,3 +106,15 @@ def metric_values(text: str, name: str) -> dict[tuple[tuple[str, str], ...], flo
             if sample.name == name:
                 out[tuple(sorted(sample.labels.items()))] = sample.value
     return out
+
+
+def eventually(what: str, check: Callable[[], str | None], timeout_s: float) -> None:
+    """Poll `check` (None means done, else why not yet) until done or the timeout."""
+    deadline = time.monotonic() + timeout_s
+    why: str | None = "never checked"
+    while time.monotonic() < deadline:
+        why = check()
+        if why is None:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{what}: {why}")

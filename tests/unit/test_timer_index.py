@@ -69,3 +69,13 @@ def test_limit_and_reset() -> None:
     assert index.pending() == 10
     assert len(index.due({0}, 100.0, resend_after_s=30, limit=4)) == 4
     assert index.pending() == 6
+
+
+def test_noting_the_same_due_time_again_adds_no_entry() -> None:
+    index = TimerIndex()
+    for _ in range(100):  # every event of a person whose next timer stays the same
+        index.note(0, b"a", _state(50.0))
+    assert index.pending() == 1
+    index.note(0, b"a", None)  # no timer any more; a new one with the old due time counts
+    index.note(0, b"a", _state(50.0))
+    assert index.due({0}, 60.0, resend_after_s=30, limit=10) == [(0, b"a")]
