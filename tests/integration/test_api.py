@@ -156,3 +156,32 @@ def test_without_a_token_the_api_is_off(topics_ready: str, tmp_path: Path) -> No
             assert (status, body["error"]) == (404, "api_disabled")
             assert "TOUCHPOINT_API_TOKEN" in body["detail"]
             check_answer("/customers/{id}", 404, "application/json", body)
+
+
+def test_an_identifier_merged_into_a_customer_answers_with_that_customer(
+    topics_ready: str, tmp_path: Path
+) -> None:
+    anon = {"anonymous_id": "ck-9"}
+    browsing = [(t.WEB, None, _event("m1", "product_view", anon, product_id="P-1"))]
+    login = [(t.WEB, None, _event("m2", "login", {"customer_id": "C-9", **anon}))]
+    with WorkerProcess(topics_ready, tmp_path, TOUCHPOINT_API_TOKEN=TOKEN) as worker:
+        asyncio.run(produce(topics_ready, browsing))
+        deadline = time.monotonic() + 30
+        while _get(worker, "/customers/anon:ck-9", AUTH)[0] != 200:
+            assert time.monotonic() < deadline, worker.log_tail()
+            time.sleep(0.3)
+        asyncio.run(produce(topics_ready, login))
+        # After the merge, the anonymous id's key only holds a marker pointing to C-9; the
+        # hand-over of the browsing profile reaches C-9 a moment later.
+        while (
+            (answer := _get(worker, "/customers/ck-9?kind=anonymous_id", AUTH))[2].get(
+                "customer_id"
+            ),
+            answer[2].get("stage"),
+        ) != ("C-9", "consideration"):
+            assert time.monotonic() < deadline + 30, (answer, worker.log_tail())
+            time.sleep(0.3)
+    status, _, body = answer
+    assert status == 200
+    assert body["stage"] == "consideration"
+    check_answer("/customers/{id}", 200, "application/json", body)
