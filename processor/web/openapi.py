@@ -23,8 +23,10 @@ def _customer_path() -> dict[str, Any]:
             "operationId": "getCustomer",
             "summary": "One person's journey state, by any of their identifiers",
             "description": (
-                "Answered by the worker that owns the person's partition; any worker accepts "
-                "the request and forwards it there. Without `kind`, `{id}` is a canonical key: "
+                "Any identifier linked to the person finds them, also one that never sent an "
+                "event of its own. Answered by the worker that owns the person's partition; any "
+                "worker accepts the request and asks the owners. Without `kind`, `{id}` is a "
+                "canonical key: "
                 "a `customer_id`, or `email:…`, `loyalty:…`, `anon:…`. With `kind`, `{id}` is a "
                 "plain identifier of that kind (emails are matched after trimming and "
                 "case-folding). The answer holds personal data and is never cached."

@@ -13,12 +13,13 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka.partitioner import murmur2
 
 from processor import topics as t
 from processor.web.openapi import document
 from tests.support.kafka import produce
 from tests.support.openapi import check_answer
-from tests.support.worker import WorkerProcess, metric_values
+from tests.support.worker import WorkerProcess, eventually, metric_values
 
 pytestmark = pytest.mark.broker
 
@@ -185,3 +186,116 @@ def test_an_identifier_merged_into_a_customer_answers_with_that_customer(
     assert status == 200
     assert body["stage"] == "consideration"
     check_answer("/customers/{id}", 200, "application/json", body)
+
+
+def _partition(key: str, partitions: int = 8) -> int:
+    # The producers' default partitioner (Kafka's murmur2), as Faust's router uses it.
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def test_every_linked_identifier_finds_its_person_on_any_worker(
+    topics_ready: str, tmp_path: Path
+) -> None:
+    """Identifiers linked to a person that never sent an event of their own: each one answers
+    with that person, whichever worker is asked and whichever owns the alias or the state."""
+    msgs: list[tuple[str, bytes | None, bytes | None]] = []
+    # identifier as asked -> (the person's key, stage, linked identifiers)
+    want: dict[str, tuple[str, str, list[dict[str, str]]]] = {}
+    cart: dict[str, object] = {"product_id": "P-1", "price": 9.5}
+
+    def card_props(card: str) -> dict[str, object]:
+        return {"loyalty_id": card, "store_id": "S-1"}
+
+    for i in range(6):
+        cid, email, anon, card = f"C-L{i}", f"l{i}@example.com", f"ck-l{i}", f"L-L{i}"
+        signup = {"customer_id": cid, "email": email, "anonymous_id": anon}
+        on_card = {"customer_id": cid, "loyalty_id": card}
+        msgs += [
+            (t.WEB, None, _event(f"l{i}-1", "signup", signup, consent={"email": True})),
+            (t.WEB, None, _event(f"l{i}-2", "cart_add", {"customer_id": cid}, **cart)),
+            (t.STORE, None, _event(f"l{i}-3", "loyalty_signup", on_card, **card_props(card))),
+        ]
+        linked = [
+            {"kind": "customer_id", "value": cid},
+            {"kind": "email", "value": email},
+            {"kind": "anonymous_id", "value": anon},
+            {"kind": "loyalty_id", "value": card},
+        ]
+        person = (cid, "consideration", linked)
+        for asked in (cid, f"email:{email}", f"anon:{anon}", f"loyalty:{card}"):
+            want[asked] = person
+        want[f"{urllib.parse.quote(email.upper())}?kind=email"] = person
+        want[f"{anon}?kind=anonymous_id"] = person
+        # No customer id: the group is named by its email; the cookie is linked to it.
+        news, cookie = f"n{i}@example.com", f"ck-n{i}"
+        subscribe = {"email": news, "anonymous_id": cookie}
+        msgs.append((t.WEB, None, _event(f"n{i}-1", "newsletter_subscribe", subscribe)))
+        group = [{"kind": "email", "value": news}, {"kind": "anonymous_id", "value": cookie}]
+        for asked in (f"email:{news}", f"anon:{cookie}", f"{cookie}?kind=anonymous_id"):
+            want[asked] = (f"email:{news}", "awareness", group)
+
+    env = {"TOUCHPOINT_API_TOKEN": TOKEN}
+    w1 = WorkerProcess(topics_ready, tmp_path / "w1", **env)
+    w2 = WorkerProcess(topics_ready, tmp_path / "w2", **env)
+    with w1, w2:
+        workers = [w1, w2]
+        eventually("both workers ready", lambda: next(
+            (f"{w.web_port} not ready" for w in workers if _get(w, "/ready")[0] != 200), None
+        ), timeout_s=90)  # fmt: skip
+        asyncio.run(produce(topics_ready, msgs))
+
+        def answers() -> dict[str, list[tuple[int, Any]]]:
+            return {
+                asked: [_get(w, f"/customers/{asked}", AUTH)[::2] for w in workers]
+                for asked in want
+            }
+
+        def wrong() -> str | None:
+            for asked, got in answers().items():
+                key, stage, _ = want[asked]
+                for status, body in got:
+                    if status != 200 or (body["customer_id"], body["stage"]) != (key, stage):
+                        return f"{asked}: {status} {body}"
+            return None
+
+        # The alias reaches the route agents a moment after the linking event is applied.
+        eventually("every identifier answers with its person", wrong, timeout_s=60)
+        for asked, got in answers().items():
+            key, stage, linked = want[asked]
+            for status, body in got:
+                assert status == 200, (asked, body)
+                check_answer("/customers/{id}", 200, "application/json", body)
+                assert (body["customer_id"], body["stage"]) == (key, stage), asked
+                # The person's own identifier first; the others in the order their linking
+                # events arrived (web and store are read concurrently).
+                own, *others = body["linked_identifiers"]
+                assert [own, *sorted(others, key=str)] == [linked[0], *sorted(linked[1:], key=str)]
+            assert got[0] == got[1], asked
+        person = _get(w2, "/customers/l3%40example.com?kind=email", AUTH)[2]
+        assert person["consent"]["email"] is True
+        assert [p["name"] for p in person["pending_timers"]] == ["wait:abandoned_cart"]
+
+        # Nobody ever used this cookie: still a 404, from either worker.
+        for w in workers:
+            status, _, body = _get(w, "/customers/anon:ck-never", AUTH)
+            assert (status, body["error"]) == (404, "not_found")
+
+        # The identifiers above cover every routing case: the alias and the person on
+        # different workers (asked of both, so the asked worker holds neither, one or both).
+        owner = {p: w.web_port for w in workers for p in _get(w, "/status.json")[2]["partitions"]}
+        assert sorted(owner) == list(range(8)), owner
+        split = [
+            asked
+            for asked, (key, _, _) in want.items()
+            if asked.startswith(("email:", "anon:", "loyalty:")) and key != asked
+            and owner[_partition(_node(asked))] != owner[_partition(key)]
+        ]  # fmt: skip
+        assert split, "no identifier's alias lives on another worker than its person"
+
+
+def _node(key: str) -> str:
+    """The graph node of a canonical key (`email:a@x` -> `e:a@x`)."""
+    for prefix, node in (("email:", "e:"), ("loyalty:", "l:"), ("anon:", "a:")):
+        if key.startswith(prefix):
+            return node + key.removeprefix(prefix)
+    return "c:" + key

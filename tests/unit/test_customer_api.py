@@ -41,11 +41,12 @@ def test_parse_identifier_rejects_an_unknown_kind() -> None:
         parse_identifier("x", "phone")
 
 
-def test_resolve_follows_the_identity_key_rules() -> None:
-    assert resolve("customer_id", "C-1") == "C-1"
-    assert resolve("email", "  Ana@Example.COM ") == "email:ana@example.com"
-    assert resolve("loyalty_id", "L-5") == "loyalty:L-5"
-    assert resolve("anonymous_id", "ck") == "anon:ck"
+def test_resolve_names_the_identifiers_graph_node() -> None:
+    # The node the identity agents use, normalised as on events; its person is then looked up.
+    assert resolve("customer_id", "C-1") == "c:C-1"
+    assert resolve("email", "  Ana@Example.COM ") == "e:ana@example.com"
+    assert resolve("loyalty_id", "L-5") == "l:L-5"
+    assert resolve("anonymous_id", "ck") == "a:ck"
     with pytest.raises(ValidationError):
         resolve("email", "   ")
 
