@@ -36,6 +36,7 @@ class Metrics:
     identity_merges: Counter
     identity_conflicts: Counter
     cross_channel_conversions: Counter
+    erased_dropped: Counter
     timers_fired: Counter
     timer_lateness: Histogram
     timers_pending: Gauge
@@ -127,6 +128,13 @@ class Metrics:
                 "Store purchases by people with web or email touchpoints shortly before.",
                 registry=r,
             ),
+            erased_dropped=Counter(
+                f"{PREFIX}_erased_events_dropped_total",
+                "Events of an erased person that occurred before the erasure and arrived "
+                "after it: dropped, nothing emitted.",
+                ["stage"],
+                registry=r,
+            ),
             timers_fired=Counter(
                 f"{PREFIX}_timers_fired_total",
                 "Timers fired (waits, follow-ups and time-driven stage moves).",
@@ -186,6 +194,8 @@ class Metrics:
                 m.events_received.labels(ch.value, event_type.value)
         for where in PROCESSING_STAGES:
             m.processing_errors.labels(where)
+        for where in ("identity", "journey"):
+            m.erased_dropped.labels(where)
         for stage in stages:
             m.customers.labels(stage).set(0)
             m.transitions.labels("none", stage)

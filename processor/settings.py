@@ -128,6 +128,15 @@ class Settings(BaseSettings):
         ge=1,
         description="At most this many people's timers are requested per tick.",
     )
+    erasure_fence_s: float = Field(
+        default=86400.0,
+        ge=0,
+        description=(
+            "After an `erase_customer`, events of the erased person that occurred before the "
+            "request and arrive this long after it (still queued on other partitions) are "
+            "dropped instead of starting a new person. 0 turns the fence off."
+        ),
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Worker log level."
     )

@@ -47,7 +47,8 @@ def install(rt: Runtime) -> None:
     async def links(stream: Any) -> None:
         async for event in stream.events():
             m = event.message
-            await _contained(rt, "identity", m, "identity", handle_link(rt, event.value))
+            work = handle_link(rt, event.value, m.partition)
+            await _contained(rt, "identity", m, "identity", work)
 
     @rt.app.agent(rt.identity_routes, name="identity-routes")
     async def routes(stream: Any) -> None:

@@ -11,6 +11,7 @@ from processor import topics as t
 from processor.journey.definition import Journey
 from processor.metrics import Metrics
 from processor.settings import Settings
+from processor.stream.fences import Fences
 from processor.stream.observe import Observer
 from processor.stream.timers import TimerIndex
 
@@ -44,6 +45,14 @@ class Runtime:
     clock_ready: bool = False
     #: Stage counts, lag and rate samples for metrics and the status page (stream/observe.py).
     observer: Observer = field(default_factory=Observer)
+    #: Erasure fences of the journey table and of the graph (stream/fences.py).
+    fences: Fences = field(init=False)
+    graph_fences: Fences = field(init=False)
+
+    def __post_init__(self) -> None:
+        window = self.settings.erasure_fence_s
+        self.fences = Fences(self.table, window)
+        self.graph_fences = Fences(self.graph, window)
 
 
 def _credentials(settings: Settings) -> Any:

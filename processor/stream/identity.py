@@ -19,6 +19,7 @@ touchpoints.web, and a `cart_add` of the same cookie on another partition):
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -39,14 +40,18 @@ def _lookup(rt: Runtime) -> graph.Lookup:
     return get
 
 
-async def _apply(rt: Runtime, change: graph.Change, src: Source) -> None:
+async def _apply(
+    rt: Runtime, change: graph.Change, src: Source, requested: str | None = None
+) -> None:
     for node, record in change.records.items():
         if record is None:
             rt.graph.pop(node.encode(), None)
         else:
             rt.graph[node.encode()] = orjson.dumps(record.to_json())
     for node, (old, new) in sorted(change.moved.items()):
-        alias = {"node": node, "old": old, "new": new}
+        alias: dict[str, Any] = {"node": node, "old": old, "new": new}
+        if new is None:
+            alias["requested_at"] = requested
         await rt.identity_routes.send(key=node.encode(), value=pack("alias", alias, IDENTITY, src))
     m = rt.metrics
     m.identity_links.inc(change.links_added)
@@ -54,17 +59,33 @@ async def _apply(rt: Runtime, change: graph.Change, src: Source) -> None:
         m.identity_conflicts.inc()
 
 
-async def handle_link(rt: Runtime, value: bytes) -> None:
+async def handle_link(rt: Runtime, value: bytes, partition: int) -> None:
     """A linking event or an erase command: update the graph, then pass it on by person."""
-    kind, _, payload, src = unpack(value)
+    kind, label, payload, src = unpack(value)
+    now = datetime.now(UTC)
+    fences = rt.graph_fences
+    fences.expire(partition, now)
     if kind == "control":
-        change = graph.erase(_lookup(rt), "c:" + str(payload["customer_id"]))
+        customer = "c:" + str(payload["customer_id"])
+        change = graph.erase(_lookup(rt), customer)
+        requested = datetime.fromisoformat(str(payload["requested_at"]))
+        fences.add(partition, [customer, *change.moved], requested, now)
+        await _apply(rt, change, src, str(payload["requested_at"]))
     else:
-        change = graph.link(
-            _lookup(rt), graph.nodes_of(Identity.model_validate(payload["identity"]))
-        )
-    await _apply(rt, change, src)
+        nodes = graph.nodes_of(Identity.model_validate(payload["identity"]))
+        if fences.blocks(partition, nodes, datetime.fromisoformat(str(payload["occurred_at"]))):
+            # It happened before its person was erased: linking it would bring them back.
+            dropped_erased(rt, IDENTITY, label)
+            return
+        change = graph.link(_lookup(rt), nodes)
+        await _apply(rt, change, src)
     await rt.customer_events.send(key=change.canonical.encode(), value=value)
+
+
+def dropped_erased(rt: Runtime, stage: str, label: str) -> None:
+    """Count an event dropped by an erasure fence (stream/fences.py); it counts as processed."""
+    rt.metrics.erased_dropped.labels(stage).inc()
+    rt.metrics.events_processed.labels(label).inc()
 
 
 async def handle_route(rt: Runtime, key: bytes, value: bytes) -> None:
@@ -81,7 +102,8 @@ async def handle_route(rt: Runtime, key: bytes, value: bytes) -> None:
     if new is None:
         # Erased: forget the alias, and wipe whatever the identifier's own key still holds.
         rt.aliases.pop(key, None)
-        await rt.customer_events.send(key=own.encode(), value=pack("purge", {}, IDENTITY, src))
+        erased = {"requested_at": payload["requested_at"]}
+        await rt.customer_events.send(key=own.encode(), value=pack("purge", erased, IDENTITY, src))
         return
     if new == own:
         rt.aliases.pop(key, None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 
@@ -13,9 +14,10 @@ from processor.journey.engine import EventInput, Outcome, erase, fire_due, step
 from processor.journey.merge import absorb
 from processor.journey.state import CustomerState
 from processor.messages import to_json
-from processor.stream import deadletters, observe
+from processor.stream import deadletters, fences, observe
 from processor.stream.app import Runtime
 from processor.stream.envelope import Source, pack, unpack
+from processor.stream.identity import dropped_erased
 
 log = logging.getLogger(__name__)
 #: Identity messages made here have no inbound coordinates.
@@ -29,6 +31,8 @@ def held_at(raw: bytes | None) -> CustomerState | str | None:
     """The state at a key, the key its person moved to (a merge), or None."""
     if raw is not None and raw.startswith(_MOVED):
         return str(orjson.loads(raw)["moved"])
+    if fences.is_fences(raw):
+        return None
     return stored.decode(raw)
 
 
@@ -73,12 +77,31 @@ async def _merge(rt: Runtime, key_raw: bytes, held: CustomerState | str | None, 
     rt.table[key_raw] = _moved(into)
 
 
+def _requested(payload: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(str(payload["requested_at"]))
+
+
+def _fenced(rt: Runtime, partition: int, key: str, kind: str, payload: dict[str, Any]) -> bool:
+    """Is this a message about a person erased after it happened (stream/fences.py)?"""
+    if kind == "event":
+        occurred = datetime.fromisoformat(str(payload["occurred_at"]))
+    else:  # a hand-over of a profile: as old as its newest touchpoint
+        other = CustomerState.from_dict(payload["state"])
+        last = max([other.stage_since, *(t for _, t in other.touches)])
+        occurred = datetime.fromtimestamp(last, UTC)
+    return rt.fences.blocks(partition, (key,), occurred)
+
+
 async def handle_customer(rt: Runtime, key_raw: bytes, value: bytes, partition: int) -> None:
     """Apply one event, timer, command or identity message to the person at `key_raw`."""
     key = key_raw.decode()
     kind, label, payload, src = unpack(value)
     try:
         now = datetime.now(UTC)
+        rt.fences.expire(partition, now)
+        if kind in ("event", "absorb") and _fenced(rt, partition, key, kind, payload):
+            dropped_erased(rt, "journey", label)
+            return
         held = held_at(rt.table.get(key_raw))
         if isinstance(held, str) and kind in ("event", "absorb", "control"):
             # This key's person now lives at `held`: follow them (a late or replayed message).
@@ -90,6 +113,7 @@ async def handle_customer(rt: Runtime, key_raw: bytes, value: bytes, partition: 
             observe.settled(rt, partition, state, rt.table.get(key_raw))
             return
         if kind == "purge":
+            rt.fences.add(partition, (key,), _requested(payload), now)
             rt.table.pop(key_raw, None)
             rt.timer_index.note(partition, key_raw, None)
             observe.settled(rt, partition, state, None)
@@ -100,6 +124,7 @@ async def handle_customer(rt: Runtime, key_raw: bytes, value: bytes, partition: 
             rt.metrics.identity_merges.inc()
         elif kind == "control":
             command = ControlCommand.model_validate(payload)
+            rt.fences.add(partition, (key,), command.requested_at, now)
             out = erase(state, key, command.request_id, command.requested_at, rt.journey)
         elif kind == "timer":
             out, fired = fire_due(state, key, now, rt.journey)

@@ -169,7 +169,7 @@ def _stage_of(raw: bytes | None) -> str | None:
     if raw is None:
         return None
     held = orjson.loads(raw)
-    if not isinstance(held, dict) or "moved" in held:
+    if not isinstance(held, dict) or "moved" in held or "fences" in held:
         return None
     return CustomerState.from_dict(held).stage
 

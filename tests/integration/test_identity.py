@@ -15,6 +15,7 @@ import pytest
 
 from processor import topics as t
 from processor.journey.state import CustomerState
+from processor.stream import fences
 from tests.conftest import fresh_broker
 from tests.support.kafka import produce, read_changelog, read_json
 from tests.support.worker import WorkerProcess, metric_values
@@ -91,7 +92,7 @@ def _people(bootstrap: str) -> dict[str, CustomerState]:
     return {
         k.decode(): CustomerState.from_dict(orjson.loads(v))
         for k, v in table.items()
-        if not v.startswith(b'{"moved"')
+        if not v.startswith(b'{"moved"') and not fences.is_fences(v)
     }
 
 
@@ -236,21 +237,39 @@ def test_shuffled_across_topics_and_partitions_gives_the_same_final_state(
         assert differences == []
 
 
+def _erase(n: int) -> Msg:
+    """An erasure of C-1 requested at minute `n` after BASE."""
+    erase = {"command": "erase_customer", "customer_id": "C-1", "request_id": "req-1",
+             "requested_at": (BASE + timedelta(minutes=n)).isoformat()}  # fmt: skip
+    return t.CONTROL, b"C-1", orjson.dumps(erase)
+
+
+def _split_fences(table: dict[bytes, bytes]) -> tuple[dict[bytes, bytes], list[bytes]]:
+    """The table without its erasure fences, and the fences' stored values."""
+    kept = {k: v for k, v in table.items() if not fences.is_fences(v)}
+    assert all(k.startswith(b"~fences:") for k in set(table) - set(kept))
+    return kept, [v for v in table.values() if fences.is_fences(v)]
+
+
+PERSONAL = [b"C-1", b"ck-1", b"ana@", b"Ana@"]
+
+
 def test_an_erased_person_leaves_no_key_in_any_table(topics_ready: str, tmp_path: Path) -> None:
     with _worker(topics_ready, tmp_path) as worker:
         _publish_and_wait(topics_ready, worker, BROWSE_SIGNUP_LOGIN + LOYALTY)
         _settled(topics_ready, worker, {"C-1", "C-2"})
-        erase = {"command": "erase_customer", "customer_id": "C-1",
-                 "requested_at": datetime.now(UTC).isoformat(), "request_id": "req-1"}  # fmt: skip
-        asyncio.run(produce(topics_ready, [(t.CONTROL, b"C-1", orjson.dumps(erase))]))
+        asyncio.run(produce(topics_ready, [_erase(25)]))
         _settled(topics_ready, worker, {"C-2"})
 
         def graph_clean() -> bool:
-            nodes = asyncio.run(read_changelog(topics_ready, t.GRAPH_CHANGELOG))
+            nodes, _ = _split_fences(asyncio.run(read_changelog(topics_ready, t.GRAPH_CHANGELOG)))
             return set(nodes) == {b"c:C-2", b"l:L-2"}
 
         _until(graph_clean, 30, worker)
-        journey = asyncio.run(read_changelog(topics_ready, t.JOURNEY_CHANGELOG))
+        graph_fences = _split_fences(asyncio.run(read_changelog(topics_ready, t.GRAPH_CHANGELOG)))
+        journey, journey_fences = _split_fences(
+            asyncio.run(read_changelog(topics_ready, t.JOURNEY_CHANGELOG))
+        )
         aliases = asyncio.run(read_changelog(topics_ready, t.ALIAS_CHANGELOG))
         transitions = asyncio.run(read_json(topics_ready, t.TRANSITIONS, expect=8, timeout_s=10))
     # C-2's loyalty card left a forwarding marker at its own key; C-1 left nothing anywhere.
@@ -261,3 +280,59 @@ def test_an_erased_person_leaves_no_key_in_any_table(topics_ready: str, tmp_path
     assert [(r["customer_id"], r["from_stage"], r["trigger_event_id"]) for r in receipts] == [
         ("C-1", "consideration", "req-1")
     ]
+    # The fences that guard against late events hold digests, no identifier: the graph's
+    # fences C-1's four nodes, the journey's the four keys they had.
+    stored = [orjson.loads(v)["fences"] for v in graph_fences[1] + journey_fences]
+    assert [len(f) for f in stored[:1]] == [3]
+    assert sum(len(f) for f in stored[1:]) == 3
+    assert not [p for p in PERSONAL for v in graph_fences[1] + journey_fences if p in v]
+
+
+def test_events_in_flight_at_an_erasure_do_not_bring_the_person_back(
+    topics_ready: str, tmp_path: Path
+) -> None:
+    """Events that happened before the erasure but arrive after it (still queued elsewhere)
+    are dropped at every entrance; an event after the request is a new person."""
+    late = [
+        ev(6, "web", "page_view", ANON, url="/late"),  # one anonymous id: route, journey
+        ev(7, "email", "email_opened", {"email": "ana@example.com"}, campaign_id="c"),
+        ev(8, "web", "product_view", {"customer_id": "C-1"}, product_id="P-9", category="x"),
+        ev(9, "web", "login", {"email": "ana@example.com", "anonymous_id": "ck-1"}),  # links
+    ]
+    after = [ev(26, "web", "page_view", {"customer_id": "C-1"}, url="/back")]
+    with _worker(topics_ready, tmp_path) as worker:
+        _publish_and_wait(topics_ready, worker, BROWSE_SIGNUP_LOGIN)
+        _settled(topics_ready, worker, {"C-1"})
+        asyncio.run(produce(topics_ready, [_erase(25)]))
+
+        def receipted() -> bool:
+            seen = asyncio.run(read_json(topics_ready, t.TRANSITIONS, expect=99, timeout_s=0.5))
+            return any(tr["to_stage"] == "erased" for tr in seen)
+
+        _until(receipted, 30, worker)
+        before = asyncio.run(read_json(topics_ready, t.TRANSITIONS, expect=99, timeout_s=0.5))
+        _publish_and_wait(topics_ready, worker, late)
+        dropped = metric_values(worker.metrics(), "touchpoint_erased_events_dropped_total")
+        _publish_and_wait(topics_ready, worker, after)
+        _settled(topics_ready, worker, {"C-1"})
+        nodes, _ = _split_fences(asyncio.run(read_changelog(topics_ready, t.GRAPH_CHANGELOG)))
+        journey, _ = _split_fences(asyncio.run(read_changelog(topics_ready, t.JOURNEY_CHANGELOG)))
+        transitions = asyncio.run(
+            read_json(topics_ready, t.TRANSITIONS, expect=len(before) + 1, timeout_s=10)
+        )
+        actions = asyncio.run(read_json(topics_ready, t.ACTIONS, expect=1, timeout_s=5))
+    assert dropped == {
+        (("stage", "identity"),): 1.0,  # the login would have re-linked the cookie and email
+        (("stage", "journey"),): 3.0,
+    }
+    assert nodes == {}
+    # C-1 again, as a new person from minute 26 on: nothing of the erased one.
+    assert set(journey) == {b"C-1"}
+    again = CustomerState.from_dict(orjson.loads(journey[b"C-1"]))
+    assert (again.stage, again.cart, again.identifiers) == ("awareness", None, ["customer_id:C-1"])
+    assert before[-1]["to_stage"] == "erased"
+    after_receipt = transitions[len(before) :]
+    assert [
+        (tr["customer_id"], tr["to_stage"], tr["trigger_event_id"]) for tr in after_receipt
+    ] == [("C-1", "awareness", "id-26-page_view")]
+    assert [a["template"] for a in actions] == ["welcome"]  # from the signup, before the erasure
