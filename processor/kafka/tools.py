@@ -236,8 +236,10 @@ async def _replay_kind(
     # the next run: the commit stops at the first of them in each partition.
     started_ms = int(time.time() * 1000)
     try:
-        await consumer.topics()  # fetches metadata, so that the partitions are known
-        tps = [TopicPartition(t.DEADLETTER, p) for p in consumer.partitions_for_topic(t.DEADLETTER)]
+        # Asks the broker for the topic's partitions (`consumer.topics()` fills a throwaway
+        # copy of the metadata, so on Apache Kafka the consumer's own cache never had them).
+        partitions = await producer.partitions_for(t.DEADLETTER)
+        tps = [TopicPartition(t.DEADLETTER, p) for p in sorted(partitions)]
         consumer.assign(tps)
         later: dict[TopicPartition, int] = {}
         pending = []
