@@ -13,37 +13,37 @@ fenced name and *occurred at or before* the erasure request is dropped and count
 request is a new person, as it should be.
 
 A fence holds no identifier: it stores the first 128 bits of the SHA-256 of the name, and the
-request and expiry times. The fences of a partition live under one key, `~fences:<partition>`,
-in the agent's own changelogged table, so they survive restarts and rebalances with the state
-they guard. Expired fences are deleted with the next message the partition processes.
+request and expiry times. Fences live in the agent's own changelogged table, so they survive
+restarts and rebalances with the state they guard: per partition, 256 buckets by the digest's
+first byte (`~fences:<partition>:<xx>`, so an erasure rewrites small values) and a summary of
+the buckets in use with their earliest expiry (`~fences:<partition>`, read once per message, so
+a partition without fences pays one look-up). Expired fences are deleted with the next message
+the partition processes.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Iterable, MutableMapping
 from datetime import datetime
 
 import orjson
 
-log = logging.getLogger(__name__)
-
-#: Every stored fence set starts with this, so readers of the table can tell it from a person.
+#: Every stored fence value starts with this, so readers of the table can tell it from a person.
 MARKER = b'{"fences":'
-#: A partition keeps at most this many fences (about 60 bytes each); the oldest go first.
-LIMIT = 10_000
 
 Fence = tuple[float, float]  # (erasure requested at, expires at), epoch seconds
 
 
-def key_of(partition: int) -> bytes:
-    """The table key of a partition's fences."""
-    return b"~fences:%d" % partition
+def key_of(partition: int, bucket: str | None = None) -> bytes:
+    """The table key of a partition's fence summary, or of one of its buckets."""
+    if bucket is None:
+        return b"~fences:%d" % partition
+    return b"~fences:%d:%s" % (partition, bucket.encode())
 
 
 def is_fences(raw: bytes | None) -> bool:
-    """Is this stored value a fence set (not a person or a forwarding marker)?"""
+    """Is this stored value a fence summary or bucket (not a person or a forwarding marker)?"""
     return raw is not None and raw.startswith(MARKER)
 
 
@@ -53,47 +53,47 @@ def digest(name: str) -> str:
 
 
 class Fences:
-    """The fences of one table, per partition, read through a small cache."""
+    """The fences of one table, per partition, read through a small cache of stored values."""
 
     def __init__(self, table: MutableMapping[bytes, bytes], window_s: float) -> None:
         self._table = table
         self._window_s = window_s
-        #: partition -> (stored bytes, fences, earliest expiry)
-        self._cache: dict[int, tuple[bytes, dict[str, Fence], float]] = {}
+        self._cache: dict[bytes, tuple[bytes, dict[str, list[float]]]] = {}
+        #: partition -> (its summary as stored, the earliest expiry in it)
+        self._earliest: dict[int, tuple[bytes, float]] = {}
 
-    def _load(self, partition: int) -> dict[str, Fence]:
-        raw = self._table.get(key_of(partition))
+    def _read(self, key: bytes) -> dict[str, list[float]]:
+        raw = self._table.get(key)
         if raw is None:
-            self._cache.pop(partition, None)
+            self._cache.pop(key, None)
             return {}
-        cached = self._cache.get(partition)
+        cached = self._cache.get(key)
         if cached is not None and cached[0] == raw:
             return cached[1]
-        stored = orjson.loads(raw)["fences"]
-        fences = {name: (float(at), float(until)) for name, (at, until) in stored.items()}
-        self._remember(partition, raw, fences)
-        return fences
+        value: dict[str, list[float]] = orjson.loads(raw)["fences"]
+        self._cache[key] = (raw, value)
+        return value
 
-    def _remember(self, partition: int, raw: bytes, fences: dict[str, Fence]) -> None:
-        self._cache[partition] = (raw, fences, min(f[1] for f in fences.values()))
-
-    def _store(self, partition: int, fences: dict[str, Fence]) -> None:
-        if not fences:
-            self._table.pop(key_of(partition), None)
-            self._cache.pop(partition, None)
+    def _write(self, key: bytes, value: dict[str, list[float]]) -> None:
+        if not value:
+            self._table.pop(key, None)
+            self._cache.pop(key, None)
             return
-        raw = orjson.dumps({"fences": {name: list(f) for name, f in fences.items()}})
-        self._table[key_of(partition)] = raw
-        self._remember(partition, raw, fences)
+        raw = orjson.dumps({"fences": value})
+        self._table[key] = raw
+        self._cache[key] = (raw, value)
 
     def blocks(self, partition: int, names: Iterable[str], occurred: datetime) -> bool:
         """Does a fence here cover one of `names` for an event that occurred then?"""
-        fences = self._load(partition)
-        if not fences:
+        summary = self._read(key_of(partition))
+        if not summary:
             return False
         when = occurred.timestamp()
         for name in names:
-            fence = fences.get(digest(name))
+            d = digest(name)
+            if d[:2] not in summary:
+                continue
+            fence = self._read(key_of(partition, d[:2])).get(d)
             if fence is not None and when <= fence[0]:
                 return True
         return False
@@ -102,23 +102,38 @@ class Fences:
         """Fence `names` (an erasure requested at `requested`) for the configured window."""
         if self._window_s <= 0:
             return
-        fences = dict(self._load(partition))
-        fence = (requested.timestamp(), now.timestamp() + self._window_s)
+        fence = [requested.timestamp(), now.timestamp() + self._window_s]
+        summary = dict(self._read(key_of(partition)))
         for name in names:
-            fences[digest(name)] = fence
-        if len(fences) > LIMIT:
-            log.warning("more than %d erasure fences on partition %d: the oldest expire early",
-                        LIMIT, partition)  # fmt: skip
-            keep = sorted(fences.items(), key=lambda item: item[1][1])[-LIMIT:]
-            fences = dict(keep)
-        self._store(partition, fences)
+            d = digest(name)
+            key = key_of(partition, d[:2])
+            bucket = dict(self._read(key))
+            bucket[d] = fence
+            self._write(key, bucket)
+            summary[d[:2]] = [min(f[1] for f in bucket.values())]
+        self._write(key_of(partition), summary)
 
     def expire(self, partition: int, now: datetime) -> None:
         """Delete the fences of `partition` whose window has passed."""
-        fences = self._load(partition)
-        t = now.timestamp()
-        if not fences or self._cache[partition][2] > t:
+        raw = self._table.get(key_of(partition))
+        if raw is None:
             return
-        live = {name: f for name, f in fences.items() if f[1] > t}
-        if len(live) != len(fences):
-            self._store(partition, live)
+        t = now.timestamp()
+        earliest = self._earliest.get(partition)
+        if earliest is not None and earliest[0] == raw and earliest[1] > t:
+            return
+        summary = self._read(key_of(partition))
+        self._earliest[partition] = (raw, min(e for (e,) in summary.values()))
+        due = [b for b, (e,) in summary.items() if e <= t]
+        if not due:
+            return
+        summary = dict(summary)
+        for b in due:
+            key = key_of(partition, b)
+            live = {d: f for d, f in self._read(key).items() if f[1] > t}
+            self._write(key, live)
+            if live:
+                summary[b] = [min(f[1] for f in live.values())]
+            else:
+                del summary[b]
+        self._write(key_of(partition), summary)
