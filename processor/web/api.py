@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 from aiohttp.web import Response
+from aiokafka.errors import KafkaError
 from faust.web import View
 from pydantic import BaseModel, ValidationError
 from yarl import URL
@@ -126,6 +128,22 @@ def _owner(rt: Runtime, table: Any, key: str) -> URL | None:
     except KeyError:
         raise _Unavailable("no_owner", "no worker owns this customer's partition yet") from None
     return None if _same_node(owner, URL(str(rt.app.conf.canonical_url))) else owner
+
+
+async def _know_partitions(rt: Runtime) -> None:
+    """Have the producer's metadata hold the tables' changelogs before `_owner` is asked.
+
+    Faust's router hashes a key with the producer's metadata, which on Apache Kafka covers only
+    the topics the producer has asked about: before a worker wrote to a table, `key_store`
+    failed with a TypeError (a 500). Returns at once when the topics are known."""
+    faust_producer: Any = rt.app.producer  # the aiokafka driver's; the router uses it alike
+    producer = faust_producer._ensure_producer()
+    try:
+        async with asyncio.timeout(5):
+            for table in (rt.table, rt.aliases):
+                await producer.partitions_for(table.changelog_topic.get_topic_name())
+    except (KafkaError, TimeoutError):
+        raise _Unavailable("no_owner", "the partitions are not known yet; retry shortly") from None
 
 
 #: The forwarded questions, as values of the `FORWARDED` header. A worker asked one answers it
@@ -257,6 +275,7 @@ def install(rt: Runtime, resolver: Resolver = resolve) -> None:
             auth = request.headers.get("Authorization", "")
             question = request.headers.get(FORWARDED)
             try:
+                await _know_partitions(rt)
                 if question in (ASK_ALIAS, ASK_KEY):
                     return _answer_forwarded(rt, question, id)
                 try:
