@@ -36,7 +36,10 @@ async def rebuild(rt: Runtime) -> int:
     partitions = rt.partitions
     entries: list[tuple[int, bytes, float]] = []
     started = time.monotonic()
-    for n, (key, raw) in enumerate(list(rt.table.items()), 1):
+    snapshot = list(rt.table.items())
+    # The agent keeps processing while this loop yields: its notes from here on win (timers.py).
+    rt.timer_index.snapshot_taken()
+    for n, (key, raw) in enumerate(snapshot, 1):
         if n % _YIELD_EVERY == 0:
             await asyncio.sleep(0)
         # The memory store also holds standby and revoked keys: keep only what we own.

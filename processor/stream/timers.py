@@ -42,26 +42,45 @@ class TimerIndex:
         #: key -> the due time of its live entry. Most people have a timer pending (the lapse
         #: clock), so without this every event would push one more entry for the same due time.
         self._indexed: dict[bytes, float] = {}
+        #: While a rebuild reads the table, what the agent noted meanwhile: key -> (partition,
+        #: due or None). The rebuild's snapshot predates these, so they win over it.
+        self._since_snapshot: dict[bytes, tuple[int, float | None]] | None = None
 
     def note(self, partition: int, key: bytes, state: CustomerState | None) -> None:
         """Record the person's next due time after their state changed."""
         self._inflight.pop(key, None)
         due = earliest_due(state)
+        if self._since_snapshot is not None:
+            self._since_snapshot[key] = (partition, due)
         if due is None:
             self._indexed.pop(key, None)
         elif self._indexed.get(key) != due:
             self.push(partition, due, key)
 
+    def snapshot_taken(self) -> None:
+        """A rebuild has read the table: keep the notes made from now on for `reset`."""
+        self._since_snapshot = {}
+
     def reset(self, entries: Iterable[tuple[int, bytes, float]]) -> int:
-        """Replace the index with (partition, key, due) entries; returns how many."""
+        """Replace the index with (partition, key, due) entries from a table snapshot, plus
+        whatever the agent noted after the snapshot was taken; returns how many entries."""
+        later = self._since_snapshot or {}
+        self._since_snapshot = None
         self._heaps = {}
         self._inflight = {}
         self._indexed = {}
         n = 0
         for partition, key, due in entries:
+            if key in later:
+                continue
             self._heaps.setdefault(partition, []).append((due, key))
             self._indexed[key] = due
             n += 1
+        for key, (partition, noted) in later.items():
+            if noted is not None:
+                self._heaps.setdefault(partition, []).append((noted, key))
+                self._indexed[key] = noted
+                n += 1
         for heap in self._heaps.values():
             heapq.heapify(heap)
         return n

@@ -79,3 +79,17 @@ def test_noting_the_same_due_time_again_adds_no_entry() -> None:
     index.note(0, b"a", None)  # no timer any more; a new one with the old due time counts
     index.note(0, b"a", _state(50.0))
     assert index.due({0}, 60.0, resend_after_s=30, limit=10) == [(0, b"a")]
+
+
+def test_a_rebuild_keeps_what_the_agent_noted_after_its_snapshot() -> None:
+    """The rebuild reads the table, then yields while it scans; the agent goes on meanwhile.
+    A timer armed (or cancelled) after the snapshot must survive the reset."""
+    index = TimerIndex()
+    index.snapshot_taken()
+    index.note(1, b"armed", _state(50.0))  # a cart_add processed during the scan
+    index.note(2, b"cancelled", None)  # a purchase that cancelled the last timer
+    snapshot = [(2, b"cancelled", 40.0), (3, b"old", 30.0)]
+    assert index.reset(snapshot) == 2
+    assert index.due([1, 2, 3], 100.0, resend_after_s=1.0, limit=10) == [(1, b"armed"), (3, b"old")]
+    index.note(1, b"later", _state(60.0))  # after the reset: no longer recorded separately
+    assert index.reset([]) == 0
