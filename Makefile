@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 BROKER_PORT ?= 19092
 PYTEST_ARGS ?=
 
-.PHONY: help setup run broker test test-kafka lint format schemas clean system-deps
+.PHONY: help setup run broker test test-kafka lint format schemas clean system-deps dashboard-png
 
 help: ## show this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -55,6 +55,11 @@ KAFKA_TESTS ?= tests/brokers tests/integration/test_pipeline.py tests/integratio
 
 test-kafka: setup ## the broker tests against a real Apache Kafka (jars from Maven Central)
 	TOUCHPOINT_TEST_BROKER=kafka $(BIN)/pytest -m broker $(KAFKA_TESTS) $(PYTEST_ARGS)
+
+# The README's dashboard picture: the dashboard's queries on a real Prometheus, drawn (not Grafana).
+dashboard-png: setup system-deps ## redraw deploy/grafana/dashboard.png from 3 min of simulated traffic
+	TOUCHPOINT_DASHBOARD_TRAFFIC_S=180 TOUCHPOINT_DASHBOARD_PNG=deploy/grafana/dashboard.png \
+		$(BIN)/pytest tests/integration/test_prometheus.py -k drawn_from_its_queries $(PYTEST_ARGS)
 
 clean: ## remove the virtualenv, caches and local state
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis data

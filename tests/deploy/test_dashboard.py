@@ -69,3 +69,16 @@ def test_provisioning_points_at_prometheus_and_the_dashboard_folder() -> None:
     (provider,) = providers["providers"]
     assert provider["type"] == "file"
     assert provider["options"]["path"].startswith("/")
+
+
+def test_the_readme_shows_the_dashboard_picture_and_says_it_is_not_grafana() -> None:
+    # The picture `make dashboard-png` draws (tests/deploy/dashboard_render.py): the dashboard's
+    # queries on a real Prometheus, which the README must not pass off as Grafana's own.
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "](deploy/grafana/dashboard.png)" in readme
+    after = readme.split("](deploy/grafana/dashboard.png)", 1)[1][:600]
+    assert "*Not a Grafana screenshot.*" in after
+    assert "rendering of the\ndashboard's queries" in after
+    head = (ROOT / "deploy/grafana/dashboard.png").read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    assert int.from_bytes(head[16:20], "big") == 1600
