@@ -190,7 +190,7 @@ def test_an_identifier_merged_into_a_customer_answers_with_that_customer(
 
 def _partition(key: str, partitions: int = 8) -> int:
     # The producers' default partitioner (Kafka's murmur2), as Faust's router uses it.
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 def test_every_linked_identifier_finds_its_person_on_any_worker(
