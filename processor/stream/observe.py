@@ -207,15 +207,21 @@ async def sample(rt: Runtime) -> None:
     """Take one sample: consumer lag per source partition, and totals for the status rates."""
     m, obs, consumer = rt.metrics, rt.observer, rt.app.consumer
     lag: dict[tuple[str, int], int] = {}
+    # Faust's own record of the offsets it committed (the next offset to read) per partition.
+    committed: dict[Any, int | None] = getattr(consumer, "_committed_offset", {})
     for tp in consumer.assignment():
         if tp.topic.endswith(_CHANGELOG_SUFFIX):
             continue
-        # highwater is what the last fetch saw (None before one); position is the next offset
-        # to fetch, so messages fetched but still in the stream buffer do not count as lag.
+        # highwater is what the last fetch saw (None before one). Behind it is everything not
+        # yet processed and committed, as Kafka's consumer-group lag counts it: messages
+        # fetched but still waiting in the worker's buffers are lag too (the fetch position is
+        # past them). Before this worker's first commit on the partition: the fetch position.
         highwater = consumer.highwater(tp)
-        position = await consumer.position(tp)
-        if highwater is not None and position is not None:
-            lag[(tp.topic, tp.partition)] = max(0, highwater - position)
+        done = committed.get(tp)
+        if done is None:
+            done = await consumer.position(tp)
+        if highwater is not None and done is not None:
+            lag[(tp.topic, tp.partition)] = max(0, highwater - done)
     for gone in obs.lag.keys() - lag.keys():
         m.consumer_lag.remove(gone[0], str(gone[1]))
     for (topic, partition), behind in lag.items():

@@ -6,11 +6,13 @@ import asyncio
 import re
 import subprocess
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
 import pytest
+from aiokafka.partitioner import murmur2
 
 from processor import topics as t
 from tests.support.kafka import produce
@@ -124,13 +126,38 @@ def test_the_status_page_shows_the_funnel_rates_and_dead_letters(
     assert shot.stat().st_size > 10_000
 
 
+def _partition(key: str, partitions: int = 8) -> int:
+    # Kafka's default partitioner, which the worker's re-keying producer uses.
+    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def _people(prefixes: tuple[str, ...], partitions: set[int]) -> dict[str, float]:
+    """People per stage that `_messages(prefix)` put on `partitions`, every stage listed."""
+    got = dict.fromkeys(WANT, 0.0)
+    for prefix in prefixes:
+        for stage, (_, _, n) in FIRST_EVENT.items():
+            got[stage] += sum(_partition(f"{prefix}-{stage}-{i}") in partitions for i in range(n))
+    return got
+
+
 def test_the_stage_gauge_sums_over_workers_and_moves_with_partitions(
     topics_ready: str, tmp_path: Path
 ) -> None:
+    """Each worker counts exactly the people on its partitions: before a second worker joins,
+    after it took half of the partitions (and their people, recovered from the changelog),
+    after more traffic, and after it left again."""
     first = WorkerProcess(topics_ready, tmp_path / "w1", TOUCHPOINT_STORE="memory")
     second = WorkerProcess(topics_ready, tmp_path / "w2", TOUCHPOINT_STORE="memory")
+    everything = set(range(8))
     first.start()
     try:
+        asyncio.run(produce(topics_ready, _messages("A")))
+
+        def alone() -> str | None:
+            got = {k: v for k, v in _customers(first).items() if k != "erased"}
+            return None if got == WANT else f"{got}"
+
+        eventually("the only worker did not count everybody", alone, timeout_s=60)
         second.start()
         both = (first, second)
 
@@ -139,21 +166,70 @@ def test_the_stage_gauge_sums_over_workers_and_moves_with_partitions(
             return None if all(parts) and not set(parts[0]) & set(parts[1]) else f"{parts}"
 
         eventually("the partitions were not shared", split, timeout_s=90)
+        owned = [set(orjson.loads(_get(w, "/status.json")[0])["partitions"]) for w in both]
+        assert owned[0] | owned[1] == everything
+
+        def exact(prefixes: tuple[str, ...]) -> Callable[[], str | None]:
+            def check() -> str | None:
+                got = [{k: v for k, v in _customers(w).items() if k != "erased"} for w in both]
+                want = [_people(prefixes, mine) for mine in owned]
+                return None if got == want else f"got {got}, want {want}"
+
+            return check
+
+        # The first worker stopped counting what moved; the second recounted it from its table.
+        eventually("the gauges after the join", exact(("A",)), timeout_s=60)
         asyncio.run(produce(topics_ready, _messages("D")))
-
-        def summed() -> str | None:
-            per_worker = [_customers(w) for w in both]
-            total = {s: per_worker[0].get(s, 0) + per_worker[1].get(s, 0) for s in WANT}
-            return None if total == WANT else f"{per_worker}"
-
-        eventually("the two workers' gauges do not add up", summed, timeout_s=60)
-        second.stop()  # its partitions move to the first worker, which recounts them
+        eventually("the gauges after more traffic", exact(("A", "D")), timeout_s=60)
+        second.stop()  # its partitions move back to the first worker, which recounts them
 
         def taken_over() -> str | None:
             got = {k: v for k, v in _customers(first).items() if k != "erased"}
-            return None if got == WANT else f"{got}"
+            want = _people(("A", "D"), everything)
+            return None if got == want else f"{got}"
 
         eventually("the survivor did not count the moved partitions", taken_over, 90)
     finally:
         first.stop()
         second.stop()
+
+
+def test_consumer_lag_is_reported_per_topic_and_partition(
+    topics_ready: str, tmp_path: Path
+) -> None:
+    """A backlog on one partition shows as lag on exactly that topic and partition, on /metrics
+    and /status.json, and drains to zero; every consumed partition has its own series."""
+    behind = 3
+    key = next(k for i in range(1000) if _partition(k := f"K-{i}") == behind)
+    # Not JSON: each is dead-lettered at once, so the backlog drains fast but not instantly.
+    backlog = [(t.WEB, key.encode(), b"not json") for _ in range(20_000)]
+    asyncio.run(produce(topics_ready, backlog))
+    consumed = {(topic, p) for topic in (*t.INBOUND, t.CONTROL, t.CUSTOMER_EVENTS,
+                                         t.IDENTITY_ROUTES) for p in range(8)}  # fmt: skip
+    consumed.add((t.IDENTITY_LINKS, 0))
+    seen_behind: list[float] = []
+    with WorkerProcess(topics_ready, tmp_path / "worker") as worker:
+
+        def lag() -> dict[tuple[str, int], float]:
+            got = metric_values(worker.metrics(), "touchpoint_consumer_lag_messages")
+            return {(dict(k)["topic"], int(dict(k)["partition"])): v for k, v in got.items()}
+
+        def drained() -> str | None:
+            now = lag()
+            others = {tp: v for tp, v in now.items() if tp[0] in t.INBOUND and tp[1] != behind}
+            assert not any(others.values()), others  # nothing was ever published there
+            if now.get((t.WEB, behind)):
+                seen_behind.append(now[(t.WEB, behind)])
+            if set(now) != consumed or any(now.values()):
+                return f"{len(now)} series, {sum(now.values())} behind"
+            return None
+
+        eventually("the backlog did not drain", drained, timeout_s=120)
+        status = orjson.loads(_get(worker, "/status.json")[0])
+        assert {(r["topic"], r["partition"]) for r in status["lag"]} == consumed
+        assert status["lag_total"] == 0
+        text = worker.metrics()
+        assert _total(text, "touchpoint_deadletters_total") == len(backlog)
+    # The backlog was seen while it drained, at most as large as it was.
+    assert seen_behind, "no sample saw the backlog"
+    assert max(seen_behind) <= len(backlog)
