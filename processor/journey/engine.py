@@ -129,9 +129,13 @@ def _on_event(state: CustomerState | None, inp: EventInput, now: datetime, j: Jo
 
 def _on_timer(state: CustomerState | None, timer: TimerFired, now: datetime, j: Journey) -> Outcome:
     pending = None if state is None else state.timers.get(timer.timer_id)
-    due = timer.due.timestamp()
     # Cancelled, replaced, already fired or early: the shell's copy is stale; nothing happens.
-    if state is None or pending is None or pending[0] != due or now.timestamp() < due:
+    # Compared as datetimes: a due time in epoch seconds need not survive the trip through a
+    # datetime (microseconds) unchanged, and a float mismatch would make it never fire.
+    if state is None or pending is None or as_datetime(pending[0]) != timer.due:
+        return Outcome(state=state)
+    due = pending[0]
+    if now.timestamp() < due:
         return Outcome(state=state)
     before = dict(state.timers)
     state = state.copy()
@@ -217,6 +221,8 @@ def fire_due(
             break
         fire = TimerFired.of(customer_id, due[0])
         out = step(total.state, fire, now, journey)
+        if out.state is total.state:
+            break  # nothing fired: never spin on a timer that does not go away
         fired.append(fire)
         total.state = out.state
         total.transitions += out.transitions

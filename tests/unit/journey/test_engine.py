@@ -9,8 +9,16 @@ import orjson
 import pytest
 
 from processor.journey import policies
-from processor.journey.engine import EventInput, TimerFired, action_id, erase, step
-from processor.journey.state import STATE_VERSION, CustomerState, Timer, decode, due_timers, encode
+from processor.journey.engine import EventInput, TimerFired, action_id, erase, fire_due, step
+from processor.journey.state import (
+    STATE_VERSION,
+    CustomerState,
+    Timer,
+    as_datetime,
+    decode,
+    due_timers,
+    encode,
+)
 from tests.unit.journey.support import LIFECYCLE, touch
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -125,6 +133,27 @@ def test_a_fired_timer_emits_once_and_leaves_the_state() -> None:
     again = step(out.state, fire, timer.due, LIFECYCLE)
     assert again.actions == []
     assert again.state is out.state
+
+
+def test_a_timer_fires_whatever_its_due_time_in_epoch_seconds() -> None:
+    """A due time is stored in epoch seconds and fired through a datetime (microseconds); a
+    float that does not survive that trip unchanged (a compressed 42 ms wait makes many) must
+    still fire, once, and `fire_due` must not spin on it."""
+    state = step(None, touch("n1", "newsletter_subscribe", T0), T0, LIFECYCLE).state
+    state = step(state, touch("c1", "cart_add", T0, product_id="P-1"), T0, LIFECYCLE).state
+    assert state is not None
+    (tid,) = state.timers
+    due = next(
+        x
+        for x in (T0.timestamp() + 3600 + n / 1000 + 0.042 for n in range(1000))
+        if as_datetime(x).timestamp() != x
+    )
+    state.timers[tid] = (due, *state.timers[tid][1:])
+    out, fired = fire_due(state, "C-1", as_datetime(due) + timedelta(milliseconds=1), LIFECYCLE)
+    assert [a.template for a in out.actions] == ["cart_reminder"]
+    assert len(fired) == 1
+    assert out.state is not None
+    assert out.state.timers == {}
 
 
 @pytest.mark.parametrize(
