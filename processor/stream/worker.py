@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sys
+from pathlib import Path
 
 import faust
 from aiokafka.admin import AIOKafkaAdminClient
@@ -30,6 +32,30 @@ async def preflight(settings: Settings) -> list[str]:
         await client.close()
 
 
+#: Present in the data directory while a worker runs; removed only when it stopped cleanly.
+RUNNING_MARK = "worker.running"
+
+
+def discard_state_after_crash(data_dir: Path) -> bool:
+    """Delete the local table state if the last worker on `data_dir` did not stop cleanly.
+
+    The RocksDB store writes each table change to local disk at once, before Kafka has
+    acknowledged the changelog record and the actions and transitions of the same event. After
+    a crash (SIGKILL, OOM, power) the local state may therefore be ahead of Kafka: the replayed
+    events would be found in `seen` and dropped as duplicates, and the outputs lost with the
+    process would never be sent. Without local state the tables are rebuilt from the changelogs,
+    which hold only what Kafka acknowledged, so the replay sends those outputs again.
+    Returns True when state was discarded.
+    """
+    mark = data_dir / RUNNING_MARK
+    crashed = mark.exists()
+    tables = data_dir / "v1" / "tables"  # faust's tabledir under its datadir
+    if crashed and tables.exists():
+        shutil.rmtree(tables)
+    mark.write_text("a worker runs on this directory; gone after a clean stop\n", "utf-8")
+    return crashed
+
+
 def run_worker(settings: Settings) -> int:
     """Run one worker in the foreground; returns the exit code."""
     journey = load_journey(settings.journey_file)
@@ -43,14 +69,24 @@ def run_worker(settings: Settings) -> int:
     # asyncio.run closed its loop; Faust and mode expect a current one.
     asyncio.set_event_loop(asyncio.new_event_loop())
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if discard_state_after_crash(settings.data_dir):
+        print(
+            "touchpoint: the last worker on this data directory did not stop cleanly; "
+            "rebuilding its tables from the changelogs",
+            file=sys.stderr,
+            flush=True,
+        )
     metrics = Metrics.create(stages=tuple(journey.stages))
     rt = create_app(settings, journey, metrics)
     agents.install(rt)
     clock.install(rt)
     views.install(rt)
     worker = faust.Worker(rt.app, loglevel=settings.log_level, quiet=True)
+    code = 0
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
+        code = int(exc.code or 0)
+    if code == 0:
+        (settings.data_dir / RUNNING_MARK).unlink(missing_ok=True)
+    return code
