@@ -67,6 +67,11 @@ def _traffic() -> tuple[list[tuple[str, bytes | None, bytes | None]], dict[str, 
     return msgs, stages
 
 
+def _summed(workers: list[WorkerProcess], name: str) -> float:
+    """A metric summed over its series and over workers, as a dashboard sums it."""
+    return sum(sum(metric_values(w.metrics(), name).values()) for w in workers)
+
+
 def _processed(workers: list[WorkerProcess]) -> float:
     return sum(
         sum(metric_values(w.metrics(), "touchpoint_events_processed_total").values())
@@ -274,6 +279,34 @@ def test_every_linked_identifier_finds_its_person_on_any_worker(
         person = _get(w2, "/customers/l3%40example.com?kind=email", AUTH)[2]
         assert person["consent"]["email"] is True
         assert [p["name"] for p in person["pending_timers"]] == ["wait:abandoned_cart"]
+
+        # Every link counted once over both workers: per person, the signup's three
+        # identifiers (three pairs) and the card; per newsletter, the email and the cookie.
+        assert _summed(workers, "touchpoint_identity_links_total") == 6 * (3 + 1 + 1)
+        assert _summed(workers, "touchpoint_identity_conflicts_total") == 0
+        # Nobody had state to hand over: the linked identifiers never sent an event alone.
+        assert _summed(workers, "touchpoint_identity_merges_total") == 0
+
+        # A second account claims l0's email: a conflict. The email stays with the smaller
+        # customer id, and the second account stays a person of its own.
+        claim = {"customer_id": "C-M0", "email": "l0@example.com"}
+        asyncio.run(produce(topics_ready, [(t.WEB, None, _event("m0-1", "login", claim))]))
+        eventually("the conflict was not counted", lambda: None if _summed(
+            workers, "touchpoint_identity_conflicts_total") == 1 else "not yet", 30)  # fmt: skip
+        assert _summed(workers, "touchpoint_identity_links_total") == 6 * (3 + 1 + 1) + 1
+        # The login reaches C-M0's journey a moment after the link agent counted it.
+        eventually("C-M0 was not answered", lambda: next((
+            f"{w.web_port}: {got}" for w in workers
+            if (got := _get(w, "/customers/C-M0", AUTH))[0] != 200), None), 30)  # fmt: skip
+        for w in workers:
+            status, _, other = _get(w, "/customers/C-M0", AUTH)
+            assert (status, other["customer_id"], other["stage"]) == (200, "C-M0", "awareness")
+            assert other["linked_identifiers"] == [
+                {"kind": "customer_id", "value": "C-M0"},
+                {"kind": "email", "value": "l0@example.com"},
+            ]
+            assert _get(w, "/customers/email:l0@example.com", AUTH)[2]["customer_id"] == "C-L0"
+            assert _get(w, "/customers/C-L0", AUTH)[2]["customer_id"] == "C-L0"
 
         # Nobody ever used this cookie: still a 404, from either worker.
         for w in workers:
