@@ -1,0 +1,6 @@
+"""The benchmark: the processor against a raw aiokafka pipe and a naive Faust agent.
+
+`make bench` (`python -m processor.bench`) starts one embedded broker, generates a realistic
+stream once (cached under `data/bench/`), publishes it to the inbound topics, and replays it to
+each contestant in turn; see the README's Performance section for what is measured and how.
+"""

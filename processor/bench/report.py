@@ -1,0 +1,120 @@
+"""The benchmark's printed table, and what machine it ran on."""
+
+from __future__ import annotations
+
+import os
+import platform
+from typing import Any
+
+#: The issue's targets.
+MIN_RAW_RATIO = 0.33
+MIN_NAIVE_RATIO = 7.0
+MAX_P99_MS = 250.0
+MAX_STATE_RSS_BYTES = 1.5 * 2**30
+MAX_REBUILD_S = 90.0
+
+
+def machine() -> dict[str, Any]:
+    """CPU count and model, memory, Python."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
+            model = next(names, "")
+    except OSError:
+        pass
+    mem = 0
+    try:
+        with open("/proc/meminfo") as f:
+            mem = int(next(ln for ln in f if ln.startswith("MemTotal")).split()[1]) * 1024
+    except (OSError, StopIteration):
+        pass
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "memory_bytes": mem,
+        "python": platform.python_version(),
+        "load_avg_at_start": os.getloadavg(),
+    }
+
+
+def _mib(n: float) -> str:
+    return f"{n / 2**20:,.0f} MiB"
+
+
+def _mark(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def table(r: dict[str, Any]) -> str:
+    """The results as the table `make bench` prints."""
+    s = r.get("stream", {})
+    lines = [
+        f"touchpoint-processor benchmark ({r['size']}): {s.get('messages', 0):,} messages "
+        f"from {s.get('customers', 0):,} simulated customers ({s.get('duplicates', 0):,} "
+        f"duplicates, {sum(s.get('invalid', {}).values()):,} invalid), one embedded broker, "
+        f"{r['machine']['cpus']} CPUs",
+        "",
+        f"{'contestant':<22}{'events/s':>10}{'CPU s/1000':>12}{'broker CPU':>12}"
+        f"{'peak RSS':>11}  runs (events/s)",
+    ]
+    names = {"raw": "raw aiokafka pipe", "naive": "naive Faust agent", "processor": "processor"}
+    for key, name in names.items():
+        c = r.get(key)
+        if c is None:
+            continue
+        runs = ", ".join(f"{x:,.0f}" for x in c["rates"])
+        lines.append(
+            f"{name:<22}{c['rate']:>10,.0f}{c['cpu_s_per_1000']:>12.3f}"
+            f"{c['broker_cpu_s_per_1000']:>12.3f}{_mib(c['peak_rss_bytes']):>11}  {runs}"
+        )
+    notes = []
+    if "naive" in r and r["naive"].get("bounded_seconds"):
+        notes.append(
+            f"naive: each run measured over its first {r['naive']['bounded_seconds']:.0f} s "
+            f"of processing ({r['naive']['messages']:,} messages in the median run), not the "
+            "whole stream"
+        )
+    if "processor" in r:
+        p = r["processor"]
+        notes.append(
+            f"processor: {p['workers']} worker process(es), the full lifecycle journey; "
+            f"each run drains all {p['messages']:,} messages"
+            + ("" if p.get("complete", True) else " (a run did NOT finish: see the JSON)")
+        )
+    lines += ["", *notes, "(median of the runs; CPU s/1000: the contestant's process, user + "
+              "system; broker CPU: the broker's over the same window)"]  # fmt: skip
+    lines.append("")
+    if "processor" in r:
+        p = r["processor"]["rate"]
+        if "raw" in r and r["raw"]["rate"]:
+            ratio = p / r["raw"]["rate"]
+            lines.append(
+                f"processor / raw   = {ratio:5.2f}  (target >= {MIN_RAW_RATIO}: "
+                f"{_mark(ratio >= MIN_RAW_RATIO)})"
+            )
+        if "naive" in r and r["naive"]["rate"]:
+            ratio = p / r["naive"]["rate"]
+            lines.append(
+                f"processor / naive = {ratio:5.1f}  (target >= {MIN_NAIVE_RATIO:g}: "
+                f"{_mark(ratio >= MIN_NAIVE_RATIO)})"
+            )
+    if "latency" in r:
+        lat = r["latency"]
+        lines.append(
+            f"latency at {lat['achieved_rate']:,.0f} events/s (half the maximum), publish to "
+            f"action read downstream, {lat['actions_measured']:,} actions: p50 "
+            f"{lat['p50_ms']:.0f} ms, p95 {lat['p95_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms "
+            f"(target p99 <= {MAX_P99_MS:.0f} ms: {_mark(lat['p99_ms'] <= MAX_P99_MS)}); "
+            f"to the action's emission: p99 {lat['emitted_p99_ms']:.0f} ms"
+        )
+    if "state" in r:
+        st = r["state"]
+        lines.append(
+            f"{st['customers']:,} customers in state (RocksDB, {st['state_bytes_mean']:,.0f} B "
+            f"each on average): peak RSS {_mib(st['peak_rss_bytes'])} (target <= 1.5 GiB: "
+            f"{_mark(st['peak_rss_bytes'] <= MAX_STATE_RSS_BYTES)}); rebuild from the "
+            f"changelog with the local store deleted {st['rebuild_s']:.1f} s to ready (target "
+            f"<= {MAX_REBUILD_S:.0f} s: {_mark(st['rebuild_s'] <= MAX_REBUILD_S)})"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,249 @@
+"""The processor as a contestant: `touchpoint run` worker processes, watched through /metrics."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from processor import processes
+from processor.bench.proc import Usage, usage
+from processor.kafka.embedded import free_port
+
+#: Counters the benchmark follows, summed over their labels.
+WATCHED = (
+    "touchpoint_messages_consumed_total",
+    "touchpoint_events_received_total",
+    "touchpoint_events_processed_total",
+    "touchpoint_deadletters_total",
+    "touchpoint_duplicate_events_total",
+    "touchpoint_processing_errors_total",
+    "touchpoint_actions_total",
+    "touchpoint_transitions_total",
+    "touchpoint_timers_fired_total",
+    "touchpoint_identity_merges_total",
+)
+
+
+def totals(text: str, names: tuple[str, ...] = WATCHED) -> dict[str, float]:
+    """Each counter's sum over its labels, from Prometheus text (cheaper than a full parse)."""
+    out = dict.fromkeys(names, 0.0)
+    for line in text.splitlines():
+        if not line or line[0] == "#":
+            continue
+        name_end = line.find("{")
+        if name_end < 0:
+            name_end = line.find(" ")
+        name = line[:name_end]
+        if name in out:
+            out[name] += float(line.rsplit(" ", 1)[1])
+    return out
+
+
+@dataclass
+class Worker:
+    """One `touchpoint run` process with its own data dir, web port and log file."""
+
+    bootstrap: str
+    workdir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    web_port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+
+    @property
+    def log_path(self) -> Path:
+        """Where the worker's output goes."""
+        return self.workdir / f"worker-{self.web_port}.log"
+
+    def start(self, *, fresh: bool = True) -> None:
+        """Start the process (with an empty data dir when `fresh`); returns at once."""
+        if fresh and (self.workdir / "data").exists():
+            shutil.rmtree(self.workdir / "data")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.web_port = free_port()
+        env = {
+            **os.environ,
+            "TOUCHPOINT_KAFKA_BOOTSTRAP": self.bootstrap,
+            "TOUCHPOINT_DATA_DIR": str(self.workdir / "data"),
+            "TOUCHPOINT_WEB_HOST": "127.0.0.1",
+            "TOUCHPOINT_WEB_PORT": str(self.web_port),
+            # The embedded broker holds every group join for a part of this: keep start-up quick.
+            "TOUCHPOINT_REBALANCE_TIMEOUT_S": "3",
+            **self.env,
+        }
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "processor.cli", "run"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=processes.die_with_parent,
+            )
+        self.started_at = time.monotonic()
+
+    @property
+    def pid(self) -> int:
+        """The running process's id."""
+        if self.proc is None:
+            raise RuntimeError("the worker is not running")
+        return self.proc.pid
+
+    def get(self, path: str, timeout_s: float = 5.0) -> tuple[int, str]:
+        """(status, body) of a request to the worker's web server."""
+        url = f"http://127.0.0.1:{self.web_port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout_s) as r:
+                return int(r.status), r.read().decode()
+        except urllib.error.HTTPError as e:
+            return int(e.code), ""
+
+    def alive(self) -> bool:
+        """True while the process runs."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def ready(self) -> bool:
+        """/ready answers 200."""
+        try:
+            return self.get("/ready", 2.0)[0] == 200
+        except OSError:
+            return False
+
+    def wait_ready(self, timeout_s: float) -> float:
+        """Block until /ready; returns seconds since the start."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError(f"worker exited:\n{self.log_tail()}")
+            if self.ready():
+                return time.monotonic() - self.started_at
+            time.sleep(0.1)
+        raise RuntimeError(f"worker not ready after {timeout_s:.0f} s:\n{self.log_tail()}")
+
+    def counters(self) -> dict[str, float]:
+        """The watched counters now."""
+        return totals(self.get("/metrics")[1])
+
+    def usage(self) -> Usage | None:
+        """CPU and peak memory of the process so far."""
+        return usage(self.pid) if self.proc is not None else None
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 30 s."""
+        proc, self.proc = self.proc, None
+        processes.stop(proc, 30.0)
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The end of the log, for error messages."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def summed(workers: list[Worker]) -> dict[str, float]:
+    """The watched counters summed over workers."""
+    out = dict.fromkeys(WATCHED, 0.0)
+    for w in workers:
+        for k, v in w.counters().items():
+            out[k] += v
+    return out
+
+
+def cpu_of(workers: list[Worker]) -> float:
+    """CPU seconds of the workers so far."""
+    return sum(u.cpu_s for w in workers if (u := w.usage()) is not None)
+
+
+@dataclass
+class Drain:
+    """One drain of a backlog by the processor."""
+
+    messages: int
+    seconds: float
+    cpu_s: float
+    broker_cpu_s: float
+    peak_rss_bytes: int
+    counters: dict[str, float]
+    complete: bool
+
+
+def drain(
+    workers: list[Worker],
+    *,
+    expect_messages: int,
+    broker_pid: int | None,
+    timeout_s: float,
+    log: Callable[[str], None],
+    poll_s: float = 0.1,
+) -> Drain:
+    """Watch running workers until they consumed `expect_messages` inbound messages and the
+    journey processed every valid one they accepted (or `timeout_s` passed).
+
+    The clock starts at the first poll that sees a consumed message; the count consumed by
+    then is not credited.
+    """
+    t0 = c0 = b0 = 0.0
+    n0 = 0.0
+    last_log = time.monotonic()
+    deadline = time.monotonic() + timeout_s
+    counts = dict.fromkeys(WATCHED, 0.0)
+    done = False
+    while time.monotonic() < deadline:
+        for w in workers:
+            if not w.alive():
+                raise RuntimeError(f"worker exited during the run:\n{w.log_tail()}")
+        now = time.monotonic()
+        try:
+            counts = summed(workers)
+        except OSError:  # the web server is not up yet
+            time.sleep(poll_s)
+            continue
+        consumed = counts["touchpoint_messages_consumed_total"]
+        if not t0 and consumed > 0:
+            t0, n0, c0 = now, consumed, cpu_of(workers)
+            b0 = _cpu(broker_pid)
+        settled = (
+            counts["touchpoint_events_processed_total"]
+            + counts["touchpoint_processing_errors_total"]
+            >= counts["touchpoint_events_received_total"]
+        )
+        if consumed >= expect_messages and settled:
+            done = True
+            break
+        if now - last_log >= 5:
+            last_log = now
+            rate = (consumed - n0) / (now - t0) if t0 and now > t0 else 0.0
+            log(
+                f"  consumed {consumed:,.0f} of {expect_messages:,} ({rate:,.0f}/s), "
+                f"processed {counts['touchpoint_events_processed_total']:,.0f}"
+            )
+        time.sleep(poll_s)
+    t1 = time.monotonic()
+    cpu = cpu_of(workers) - c0
+    broker = _cpu(broker_pid) - b0
+    peak = max((u.peak_rss_bytes for w in workers if (u := w.usage()) is not None), default=0)
+    consumed = counts["touchpoint_messages_consumed_total"]
+    return Drain(
+        messages=int(consumed - n0),
+        seconds=t1 - t0 if t0 else 0.0,
+        cpu_s=cpu,
+        broker_cpu_s=broker,
+        peak_rss_bytes=peak,
+        counters=counts,
+        complete=done,
+    )
+
+
+def _cpu(pid: int | None) -> float:
+    u = usage(pid) if pid is not None else None
+    return u.cpu_s if u is not None else 0.0
