@@ -187,6 +187,47 @@ def customers(n_events: int, *, now: datetime | None = None, tz: str | None = No
     return out
 
 
+@dataclass
+class Shoppers(Traffic):
+    """Shoppers who fill a cart; half of them buy at once, which cancels the cart reminder."""
+
+    #: customer id -> the cart's event id, for every customer whose reminder falls due.
+    due: dict[str, str] = field(default_factory=dict)
+    #: customer ids whose reminder a purchase cancelled.
+    cancelled: set[str] = field(default_factory=set)
+
+
+def shoppers(n_events: int, start: datetime, spread_s: float, *, tz: str | None = None) -> Shoppers:
+    """About `n_events` messages: each shopper signs up (email consent) and fills a cart, at a
+    moment spread evenly over `spread_s` seconds from `start`; every other one buys a second
+    later. All of a shopper's events carry only the customer id, so they arrive in order."""
+    tz = tz or midday_zone(start)
+    count = max(2, n_events * 10 // 25)  # 2.5 events per shopper
+    out = Shoppers()
+    for i in range(count):
+        at = start + timedelta(seconds=spread_s * i / count)
+        cid = f"C-T{i}"
+        ident = {"customer_id": cid}
+        events = [
+            (f"{cid}-signup", _event(f"{cid}-signup", "signup", at, ident, tz,
+                                     consent={"email": True})),
+            (f"{cid}-cart", _event(f"{cid}-cart", "cart_add", at, ident, tz, product_id="P-1",
+                                   quantity=1, price=9.5, currency="EUR")),
+        ]  # fmt: skip
+        if i % 2:
+            events.append((f"{cid}-order", _event(f"{cid}-order", "order_placed",
+                                                  at + timedelta(seconds=1), ident, tz,
+                                                  order_id=f"O-{i}", value=9.5,
+                                                  currency="EUR")))  # fmt: skip
+            out.cancelled.add(cid)
+        else:
+            out.due[cid] = f"{cid}-cart"
+        out.people[i] = cid
+        for eid, value in events:
+            out.add((t.WEB, cid.encode(), value), i, eid)
+    return out
+
+
 def _bad(i: int, at: datetime) -> tuple[str, Msg]:
     anon = {"anonymous_id": f"ck-bad-{i}"}
     key = f"bad-{i}".encode()
