@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Install the system tools the test suite drives (Prometheus with promtool, headless Chromium)
-# from Debian packages, only when missing; a no-op once they are there.
+# Install the system tools the test suite drives (Prometheus with promtool, headless Chromium,
+# kcat) from Debian packages, only when missing; a no-op once they are there.
 set -euo pipefail
 
 missing=()
 command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=(prometheus)
 command -v chromium >/dev/null || missing+=(chromium)
+command -v kcat >/dev/null || missing+=(kcat)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null; then

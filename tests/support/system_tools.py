@@ -1,4 +1,5 @@
-"""System tools some tests drive (Prometheus, promtool, Chromium): skip without them, fail in CI."""
+"""System tools some tests drive (Prometheus, promtool, Chromium, kcat): skip without them, fail
+in CI."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ import shutil
 import pytest
 
 #: `make test` installs these through .ci/system-deps.sh; by hand: apt-get install <package>.
-PACKAGE_OF = {"prometheus": "prometheus", "promtool": "prometheus", "chromium": "chromium"}
+PACKAGE_OF = {
+    "prometheus": "prometheus",
+    "promtool": "prometheus",
+    "chromium": "chromium",
+    "kcat": "kcat",
+}
 
 
 def require_tool(name: str) -> str:
