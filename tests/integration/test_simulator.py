@@ -42,10 +42,9 @@ LAPSERS = {"lapser": 1}
 OTHERS = {name: 1 for name in PERSONAS if name != "lapser"}
 WARM_UP = 64  # customers, to touch every partition once
 SPREAD_DAYS = "0.05"  # first touchpoints within 72 simulated minutes
-# Invalid messages are left out here: interleaved with these personas they make the worker
-# lose some due cart reminders (a worker bug, reported; reproduced by the replay test's
-# traffic with --invalid-fraction). Every invalid kind is checked in the replay test below.
-FAULTS = {"invalid_fraction": 0.0, "duplicate_fraction": 0.2}
+# Invalid messages and upstream retries (duplicates) are interleaved with the personas: they must
+# change nothing of what the personas get.
+FAULTS = {"invalid_fraction": 0.1, "duplicate_fraction": 0.2}
 
 # What JOURNEY.md says each persona goes through, in order: (from, to, trigger type)
 # and the actions' templates (a multiset).
@@ -131,18 +130,13 @@ def _key_of(persona: str, customer_id: str, email: str) -> str:
     return f"email:{email}" if persona == "newsletter_dropout" else customer_id
 
 
-@pytest.mark.skip(
-    reason="intermittent: the cart abandoner's 1 h reminder (42 ms at 86400x) is sometimes "
-    "missing; under investigation, see the closing note"
-)
 def test_every_persona_reaches_its_stage_and_actions(topics_ready: str, tmp_path: Path) -> None:
     journey = write_compressed(DEFAULT_JOURNEY_FILE, COMPRESSION, tmp_path / "journey.yaml")
     env = {
         "TOUCHPOINT_JOURNEY_FILE": str(journey),
         "TOUCHPOINT_TIMER_TICK_S": "0.1",
         # A timer request not processed is re-sent after this; the default 30 s would be 30
-        # simulated days here. (Known flake: a cart reminder armed already due, 1 h = 42 ms,
-        # is sometimes not fired before the purchase 3 s later; see the issue 8 report.)
+        # simulated days here.
         "TOUCHPOINT_TIMER_RESEND_S": "1",
         "TOUCHPOINT_MAX_EVENT_BYTES": str(MAX_EVENT_BYTES),
     }
@@ -190,8 +184,10 @@ def test_every_persona_reaches_its_stage_and_actions(topics_ready: str, tmp_path
             assert Counter(a["template"] for a in actions[key]) == templates, (c.persona, held)
         _store_researchers_without_linking(config, transitions, actions)
 
-    # Duplicates change nothing (above) and are counted.
-    assert letters == []
+    # Invalid messages and duplicates change nothing (above); each invalid one is dead-lettered
+    # once with its kind, and duplicates are counted.
+    assert sum(stats.invalid.values()) > 0
+    assert Counter(str(lt["error"]["kind"]) for lt in letters) == stats.invalid
     assert (
         sum(metric_values(text, "touchpoint_duplicate_events_total").values()) == stats.duplicates
     )
@@ -213,11 +209,10 @@ def _store_researchers_without_linking(
         if c.persona != "store_researcher":
             continue
         cid = c.who.customer_id
-        got = [(tr["from_stage"], tr["to_stage"], tr["trigger_type"]) for tr in transitions[cid]]
-        assert got[:2] == [
-            (None, "awareness", "page_view"),
-            ("awareness", "consideration", "search"),
-        ]
+        # Her loyalty_signup (store topic) comes 25 simulated minutes, 17 ms, after her first
+        # page view (web topic): the worker may take it first, so the triggers may differ.
+        got = [(tr["from_stage"], tr["to_stage"]) for tr in transitions[cid]]
+        assert got[:2] == [(None, "awareness"), ("awareness", "consideration")]
         # Browsed three products of one category online and bought nothing there within a day.
         templates = Counter(a["template"] for a in actions[cid])
         assert templates["viewed_products"] == 1
@@ -229,7 +224,6 @@ def _store_researchers_without_linking(
         assert welcome == ["order_welcome"]  # transactional: no opt-in needed
 
 
-@pytest.mark.skip(reason="needs identity resolution (issue 4)")
 def test_store_researcher_is_one_person_across_web_and_store(
     topics_ready: str, tmp_path: Path
 ) -> None:
@@ -248,12 +242,14 @@ def test_store_researcher_is_one_person_across_web_and_store(
     )
     for c in cast(config):
         cid = c.who.customer_id
-        got = [(tr["from_stage"], tr["to_stage"], tr["trigger_type"]) for tr in transitions[cid]]
+        # The first two triggers may differ (web and store topics race, see above).
+        got = [(tr["from_stage"], tr["to_stage"]) for tr in transitions[cid]]
         assert got == [
-            (None, "awareness", "page_view"),
-            ("awareness", "consideration", "search"),
-            ("consideration", "purchase", "pos_purchase"),
+            (None, "awareness"),
+            ("awareness", "consideration"),
+            ("consideration", "purchase"),
         ]
+        assert transitions[cid][-1]["trigger_type"] == "pos_purchase"
         # The loyalty card names the same person: no profile of its own.
         assert f"loyalty:{c.who.loyalty_id}" not in transitions
         assert "web" in transitions[cid][-1]["channels_before_conversion"]
