@@ -7,11 +7,12 @@ its counters with it, while the topics and the changelog keep the whole truth.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -105,16 +106,26 @@ class Traffic:
         elif event_id is not None:
             self.event_ids[i] = event_id
 
-    def subset(self, every: int) -> Traffic:
-        """The messages of every `every`-th customer: people do not share identifiers, so
-        their outcomes are the same whether or not the others' events are processed too."""
+    def subset(self, every: int, first: int = 0) -> Traffic:
+        """The messages of every `every`-th customer from customer number `first` on: people
+        do not share identifiers, so their outcomes are the same whether or not the others'
+        events are processed too."""
         out = Traffic()
         for i, msg in enumerate(self.messages):
             c = self.owner[i]
-            if c % every == 0:
+            if c % every == first:
                 out.add(msg, c, self.event_ids.get(i), self.invalid.get(i))
-        out.people = {c: p for c, p in self.people.items() if c % every == 0}
+        out.people = {c: p for c, p in self.people.items() if c % every == first}
         return out
+
+    def split(self, at: int) -> tuple[Traffic, Traffic]:
+        """The first `at` messages and the rest, each with what is known about them."""
+        head, tail = Traffic(), Traffic()
+        for i, msg in enumerate(self.messages):
+            part = head if i < at else tail
+            part.add(msg, self.owner[i], self.event_ids.get(i), self.invalid.get(i))
+        head.people = tail.people = dict(self.people)
+        return head, tail
 
 
 def customers(n_events: int, *, now: datetime | None = None, tz: str | None = None) -> Traffic:
@@ -259,10 +270,18 @@ class Publisher:
         self.error: BaseException | None = None
         self.finished_at: float | None = None
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
+        #: Held while a chunk is being sent; `paused()` takes it to hold publishing back.
+        self._sending = threading.Lock()
 
     def start(self) -> Publisher:
         self._thread.start()
         return self
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Hold publishing back (after the chunk in flight) until the block ends."""
+        with self._sending:
+            yield
 
     @property
     def done(self) -> bool:
@@ -286,7 +305,8 @@ class Publisher:
                 if pause > 0:
                     time.sleep(pause)
                 chunk = self.messages[start : start + per]
-                self.coords += asyncio.run(produce_recorded(self.bootstrap, chunk))
+                with self._sending:
+                    self.coords += asyncio.run(produce_recorded(self.bootstrap, chunk))
             self.finished_at = time.monotonic()
         except BaseException as exc:
             self.error = exc
@@ -374,6 +394,33 @@ async def _lag(bootstrap: str, group: str, topics: Iterable[str]) -> tuple[int, 
         done = meta.offset if meta is not None and meta.offset >= 0 else 0
         behind += max(0, ends[tp] - done)
     return behind, {(tp.topic, tp.partition): ends[tp] for tp in partitions}
+
+
+async def _committed(bootstrap: str, group: str) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return sum(max(0, meta.offset) for meta in offsets.values())
+
+
+def wait_progress(bootstrap: str, *, timeout_s: float) -> float:
+    """Seconds until the worker group commits progress (its committed offsets grow)."""
+    started = time.monotonic()
+    first: int | None = None
+    while time.monotonic() < started + timeout_s:
+        try:
+            now = asyncio.run(_committed(bootstrap, t.APP_ID))
+        except Exception:  # the broker may not answer yet
+            now = None
+        if now is not None:
+            if first is not None and now > first:
+                return time.monotonic() - started
+            first = now if first is None else first
+        time.sleep(0.25)
+    raise AssertionError(f"the workers committed no progress within {timeout_s} s")
 
 
 def lag(bootstrap: str) -> int:
