@@ -1,0 +1,99 @@
+"""Bad input at volume: every malformed message dead-lettered with the right kind.
+
+`faults.size()` malformed messages drawn by Hypothesis (tests/support/malformed.py: random
+bytes, invalid UTF-8, nesting deeper than 1024 levels, strings over the size limit, fields of
+the wrong type, missing identifiers, future timestamps, unknown types, other channels' events)
+are interleaved with a tenth of the baseline's customers. One worker must dead-letter each bad
+message once, with the kind its construction calls for, process the valid traffic exactly as the
+undisturbed baseline did, never restart, and keep its memory bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.brokers.apache_kafka import ApacheKafka
+from tests.support import faults, malformed
+from tests.support.worker import WorkerProcess, metric_values
+
+pytestmark = pytest.mark.broker
+
+MAX_EVENT_BYTES = 32 * 1024
+#: Resident memory may grow this much (MiB) from the first quarter of the run to its end.
+RSS_GROWTH_MB = 64
+
+
+def _total(text: str, name: str) -> int:
+    return int(sum(metric_values(text, name).values()))
+
+
+def test_malformed_messages_are_dead_lettered_with_their_kind_and_nothing_else_changes(
+    kafka: ApacheKafka, traffic: faults.Traffic, baseline: faults.Outputs, tmp_path: Path
+) -> None:
+    began = time.monotonic()
+    bad = malformed.generate(faults.size(), max_bytes=MAX_EVENT_BYTES)
+    generated_s = time.monotonic() - began
+    good = traffic.subset(10, 3)
+    mixed = faults.Traffic(people=good.people)
+    step = max(1, len(bad) // max(1, len(good.messages)))
+    valid = iter(range(len(good.messages)))
+    for n, (topic, key, value, kind) in enumerate(bad):
+        mixed.add((topic, key, value), -1, None, kind)
+        if n % step == 0 and (i := next(valid, None)) is not None:
+            mixed.add(good.messages[i], good.owner[i], good.event_ids.get(i), good.invalid.get(i))
+    for i in valid:
+        mixed.add(good.messages[i], good.owner[i], good.event_ids.get(i), good.invalid.get(i))
+    size_mb = sum(len(v or b"") for _, _, v in mixed.messages) / 1e6
+
+    worker = WorkerProcess(
+        kafka.bootstrap, tmp_path / "w", TOUCHPOINT_MAX_EVENT_BYTES=str(MAX_EVENT_BYTES)
+    )
+    rss: list[float] = []
+    try:
+        faults.started(worker)
+        assert worker.proc is not None
+        pid = worker.proc.pid
+        started = time.monotonic()
+        publisher = faults.Publisher(
+            kafka.bootstrap, mixed.messages, spread_s=len(mixed.messages) / 1500, chunks=40
+        ).start()
+        while not publisher.done or faults.lag(kafka.bootstrap) > 0:
+            assert worker.proc.poll() is None, f"the worker exited:\n{worker.log_tail()}"
+            rss.append(faults.rss_mb(pid))
+            time.sleep(1.0)
+        coords = publisher.join()
+        faults.wait_settled(kafka.bootstrap, timeout_s=600)
+        took = time.monotonic() - started
+        rss.append(faults.rss_mb(pid))
+        text = worker.metrics()
+        assert worker.proc.pid == pid
+        assert worker.proc.poll() is None
+        got = asyncio.run(faults.read_outputs(kafka.bootstrap))
+    finally:
+        worker.stop()
+    log = worker.log_path.read_text(errors="replace")
+
+    kinds = malformed.kinds(bad)
+    distinct = len({v for _, _, v, _ in bad})
+    quarter = max(rss[: max(1, len(rss) // 4)])
+    faults.report(
+        f"malformed: {len(bad)} bad messages ({distinct} distinct values; {kinds}) drawn in "
+        f"{generated_s:.0f} s, with {len(good.messages)} messages of {len(good.people)} "
+        f"customers, {size_mb:.0f} MB in all; processed in {took:.0f} s "
+        f"({len(mixed.messages) / took:.0f}/s); worker RSS {rss[0]:.0f} MiB at the start, "
+        f"{quarter:.0f} MiB peak in the first quarter, {max(rss):.0f} MiB peak, "
+        f"{rss[-1]:.0f} MiB at the end"
+    )
+    assert len(bad) >= faults.size()
+    assert faults.accounted(mixed, coords, got) == []
+    assert faults.differences(baseline.only(good.people.values()), got) == []
+    # One worker that never restarted: its counters cover the whole run, each message once.
+    assert _total(text, "touchpoint_messages_consumed_total") == len(mixed.messages)
+    assert _total(text, "touchpoint_deadletters_total") == len(mixed.invalid)
+    assert _total(text, "touchpoint_processing_errors_total") == 0
+    assert "Traceback" not in log
+    assert max(rss) - quarter <= RSS_GROWTH_MB, rss
