@@ -181,7 +181,10 @@ def test_the_dashboard_drawn_from_its_queries_against_a_real_prometheus(
     journey = tmp_path / "journey.yaml"
     subprocess.run([*cli, "simulate", "--time-compression", str(COMPRESSION),
                     "--write-journey", str(journey)], check=True, capture_output=True)  # fmt: skip
-    env = {"TOUCHPOINT_JOURNEY_FILE": str(journey), "TOUCHPOINT_TIMER_TICK_S": "0.5"}
+    # The simulator sizes its too_large messages just over this limit: 64 KiB, so that they
+    # also fit Apache Kafka's default maximum message size (1 MB), unlike the 1 MiB default.
+    limit = {"TOUCHPOINT_MAX_EVENT_BYTES": "65536"}
+    env = {"TOUCHPOINT_JOURNEY_FILE": str(journey), "TOUCHPOINT_TIMER_TICK_S": "0.5", **limit}
     with (
         WorkerProcess(topics_ready, tmp_path / "worker", **env) as worker,
         Prometheus(binary, tmp_path / "prometheus", [f"127.0.0.1:{worker.web_port}"]) as prom,
@@ -194,8 +197,11 @@ def test_the_dashboard_drawn_from_its_queries_against_a_real_prometheus(
                     "--spread-days", f"{traffic_s * COMPRESSION / 86400:.3f}",
                     "--invalid-fraction", "0.02", "--duplicate-fraction", "0.02",
                     "--quiet"]  # fmt: skip
-        sim_env = {**os.environ, "TOUCHPOINT_KAFKA_BOOTSTRAP": topics_ready}
-        subprocess.run(simulate, check=True, env=sim_env, timeout=traffic_s + 120)
+        sim_env = {**os.environ, "TOUCHPOINT_KAFKA_BOOTSTRAP": topics_ready, **limit}
+        played = subprocess.run(
+            simulate, env=sim_env, timeout=traffic_s + 120, capture_output=True, text=True
+        )
+        assert played.returncode == 0, played.stderr[-3000:]
 
         def caught_up() -> str | None:
             lag = prom.query("sum(touchpoint_consumer_lag_messages)")
