@@ -26,6 +26,7 @@ KIND_PREFIX = {"customer_id": "c:", "email": "e:", "loyalty_id": "l:", "anonymou
 #: How a node's own (default) key reads on the customer-events topic.
 KEY_PREFIX = {"c:": "", "e:": "email:", "l:": "loyalty:", "a:": "anon:"}
 _STRENGTH = {"e:": 0, "l:": 1, "a:": 2}
+_ANONYMOUS_KEYS = tuple(prefix for prefix in KEY_PREFIX.values() if prefix)
 #: A group larger than this stops growing: one identifier shared by everybody (a shop's
 #: test address, a kiosk cookie) must not glue all customers into one.
 MAX_GROUP = 1000
@@ -44,6 +45,11 @@ def is_anchor(node: str) -> bool:
 def key_of(node: str) -> str:
     """The node's own key on the customer-events topic (`C-1`, `email:a@x`, `anon:ck`)."""
     return KEY_PREFIX[node[:2]] + node[2:]
+
+
+def is_customer_key(key: str) -> bool:
+    """Is this customer-events key a customer id's own (not an anonymous person's)?"""
+    return not key.startswith(_ANONYMOUS_KEYS)
 
 
 def _strength(node: str) -> tuple[int, str]:

@@ -109,6 +109,9 @@ async def handle_route(rt: Runtime, key: bytes, value: bytes) -> None:
         rt.aliases.pop(key, None)
     else:
         rt.aliases[key] = str(new).encode()
-    if old != new:
+    if old != new and not graph.is_customer_key(old):
+        # An anonymous person turned out to be `new`: hand their profile over. A customer id is
+        # never merged into another: when a conflict moves an identifier from one customer to
+        # another (the smaller id), only the identifier's future events change hands.
         merge: dict[str, Any] = {"into": new}
         await rt.customer_events.send(key=old.encode(), value=pack("merge", merge, IDENTITY, src))

@@ -190,6 +190,39 @@ def test_an_email_click_with_only_the_email_lands_on_the_right_person(
     assert people["C-3"].stage == "consideration"
 
 
+def test_an_email_claimed_by_a_second_customer_never_merges_the_first(
+    topics_ready: str, tmp_path: Path
+) -> None:
+    """Conflict: C-9 gives the address first, then C-4 claims it too. The address belongs to
+    the smaller id (C-4) from then on, but C-9 stays a person of their own with everything."""
+    claims = [
+        ev(30, "web", "signup", {"customer_id": "C-9", "email": "kim@example.com"},
+           consent={"email": True}),
+        ev(31, "web", "cart_add", {"customer_id": "C-9"}, product_id="P-9", quantity=1,
+           price=9.0, currency="EUR"),
+        ev(32, "web", "signup", {"customer_id": "C-4", "email": "kim@example.com"},
+           consent={"email": True}),
+    ]  # fmt: skip
+    click = [ev(33, "email", "email_clicked", {"email": "kim@example.com"}, campaign_id="c",
+                url="/x")]  # fmt: skip
+    with _worker(topics_ready, tmp_path) as worker:
+        _publish_and_wait(topics_ready, worker, claims[:2])
+        _settled(topics_ready, worker, {"C-9"})
+        _publish_and_wait(topics_ready, worker, claims[2:])
+        _publish_and_wait(topics_ready, worker, click)
+        people = _settled(topics_ready, worker, {"C-4", "C-9"})
+        text = worker.metrics()
+    assert sum(metric_values(text, "touchpoint_identity_conflicts_total").values()) == 1
+    assert sum(metric_values(text, "touchpoint_identity_merges_total").values()) == 0
+    c9, c4 = people["C-9"], people["C-4"]
+    assert (c9.stage, c9.cart is not None, sorted(c9.seen)) == (
+        "consideration",
+        True,
+        ["id-30-signup", "id-31-cart_add"],
+    )
+    assert (c4.stage, sorted(c4.seen)) == ("consideration", ["id-32-signup", "id-33-email_clicked"])
+
+
 def _projection(people: dict[str, CustomerState]) -> dict[str, Any]:
     """What must not depend on the order events arrived in."""
     return {
