@@ -21,7 +21,7 @@ from tests.brokers.apache_kafka import ApacheKafka
 from tests.support import faults
 from tests.support.worker import WorkerProcess
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.timeout(faults.timeout_s(1.0))]
 
 KILLS = 6
 #: The kill moments' seed; `TOUCHPOINT_FAULT_SEED` explores others.

@@ -20,7 +20,7 @@ from tests.brokers.apache_kafka import ApacheKafka
 from tests.support import faults, malformed
 from tests.support.worker import WorkerProcess, metric_values
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.timeout(faults.timeout_s(1.0))]
 
 MAX_EVENT_BYTES = 32 * 1024
 #: Resident memory may grow this much (MiB) from the first quarter of the run to its end.

@@ -24,7 +24,7 @@ from tests.brokers.apache_kafka import ApacheKafka
 from tests.support import faults
 from tests.support.worker import WorkerProcess
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.timeout(faults.timeout_s(0.25))]
 
 TOKEN = "fault-test-token"
 SAMPLE = 300

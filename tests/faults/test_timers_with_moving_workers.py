@@ -27,7 +27,7 @@ from tests.support import faults
 from tests.support.journeys import shortened
 from tests.support.worker import WorkerProcess
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.timeout(faults.timeout_s(0.25))]
 
 HOUR_S = 60
 SEED = int(os.environ.get("TOUCHPOINT_FAULT_SEED", "20240605"))

@@ -47,6 +47,12 @@ def size() -> int:
     return CI_SIZE if os.environ.get("CI", "").lower() == "true" else QUICK_SIZE
 
 
+def timeout_s(share: float = 1.0) -> float:
+    """A per-test time limit for a test that handles `share` of `size()` events, the shared
+    baseline run included (it runs inside the first test that needs it)."""
+    return 600 + size() * (0.012 + 0.006 * share)
+
+
 def require_kafka() -> None:
     """Fault tests need a disk and transactions: Apache Kafka, not the embedded broker."""
     from tests.conftest import BROKER, require_apache_kafka
