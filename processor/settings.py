@@ -128,6 +128,15 @@ class Settings(BaseSettings):
         ge=1,
         description="At most this many people's timers are requested per tick.",
     )
+    batch_max: int = Field(
+        default=500,
+        ge=1,
+        description=(
+            "The journey agent takes up to this many messages from its stream at once and "
+            "sends each person's changed state to the changelog once per batch (Kafka "
+            "Streams' record cache). 1 processes one message at a time."
+        ),
+    )
     erasure_fence_s: float = Field(
         default=86400.0,
         ge=0,

@@ -14,8 +14,11 @@ from processor.stream.app import Runtime
 from processor.stream.identity import handle_link, handle_route
 from processor.stream.ingest import handle_inbound
 from processor.stream.journey import handle_customer
+from processor.stream.writes import current
 
 log = logging.getLogger(__name__)
+#: A batch is processed when it is full or when no more message came for this long.
+BATCH_WITHIN_S = 0.01
 
 
 async def _contained(rt: Runtime, stage: str, message: Any, label: str, work: Any) -> None:
@@ -60,7 +63,18 @@ def install(rt: Runtime) -> None:
 
     @rt.app.agent(rt.customer_events, name="journey")
     async def journey(stream: Any) -> None:
-        async for event in stream.events():
-            await handle_customer(rt, event.key, event.value, event.message.partition)
+        size = rt.settings.batch_max
+        if size <= 1:
+            async for event in stream.events():
+                await handle_customer(rt, event.key, event.value, event.message.partition)
+            return
+        # Batches: the events are acknowledged (and so committed) only after the whole batch,
+        # its coalesced changelog records included, was handed to the producer.
+        async for events in stream.take_events(size, within=BATCH_WITHIN_S):
+            with rt.journey_writes.batch():
+                for event in events:
+                    current(event)
+                    await handle_customer(rt, event.key, event.value, event.message.partition)
+            current(None)
 
     observe.install(rt)

@@ -48,9 +48,9 @@ def _moved(to: str) -> bytes:
 
 async def _emit(rt: Runtime, key: bytes, partition: int, out: Outcome) -> None:
     if out.state is None:
-        rt.table.pop(key, None)
+        rt.journey_writes.delete(key, partition)
     else:
-        rt.table[key] = stored.encode(out.state)
+        rt.journey_writes.put(key, stored.encode(out.state), partition)
     rt.timer_index.note(partition, key, out.state)
     m = rt.metrics
     for tr in out.transitions:
@@ -65,7 +65,9 @@ async def _emit(rt: Runtime, key: bytes, partition: int, out: Outcome) -> None:
         m.cross_channel_conversions.inc()
 
 
-async def _merge(rt: Runtime, key_raw: bytes, held: CustomerState | str | None, into: str) -> None:
+async def _merge(
+    rt: Runtime, key_raw: bytes, partition: int, held: CustomerState | str | None, into: str
+) -> None:
     """Hand this key's person over to `into`, and leave a marker that points there."""
     if into == key_raw.decode():
         return
@@ -74,7 +76,7 @@ async def _merge(rt: Runtime, key_raw: bytes, held: CustomerState | str | None, 
         await rt.customer_events.send(
             key=into.encode(), value=pack("absorb", body, "identity", _NOWHERE)
         )
-    rt.table[key_raw] = _moved(into)
+    rt.journey_writes.put(key_raw, _moved(into), partition)
 
 
 def _requested(payload: dict[str, Any]) -> datetime:
@@ -109,12 +111,12 @@ async def handle_customer(rt: Runtime, key_raw: bytes, value: bytes, partition: 
             return
         state = held if isinstance(held, CustomerState) else None
         if kind == "merge":
-            await _merge(rt, key_raw, held, str(payload["into"]))
+            await _merge(rt, key_raw, partition, held, str(payload["into"]))
             observe.settled(rt, partition, state, rt.table.get(key_raw))
             return
         if kind == "purge":
             rt.fences.add(partition, (key,), _requested(payload), now)
-            rt.table.pop(key_raw, None)
+            rt.journey_writes.delete(key_raw, partition)
             rt.timer_index.note(partition, key_raw, None)
             observe.settled(rt, partition, state, None)
             return
