@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 BROKER_PORT ?= 19092
 PYTEST_ARGS ?=
 
-.PHONY: help setup run broker test test-kafka lint format schemas clean system-deps dashboard-png
+.PHONY: help setup run broker test test-kafka lint format schemas clean system-deps bench dashboard-png
 
 help: ## show this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -59,6 +59,13 @@ test-kafka: setup system-deps ## every broker test against a real Apache Kafka (
 dashboard-png: setup system-deps ## redraw deploy/grafana/dashboard.png from 3 min of simulated traffic
 	TOUCHPOINT_DASHBOARD_TRAFFIC_S=180 TOUCHPOINT_DASHBOARD_PNG=deploy/grafana/dashboard.png \
 		$(BIN)/pytest tests/integration/test_prometheus.py -k drawn_from_its_queries $(PYTEST_ARGS)
+
+# BENCH_ARGS: e.g. --quick (100,000 events, a few minutes) or --size smoke; see
+# `.venv/bin/python -m processor.bench --help`.
+BENCH_ARGS ?=
+
+bench: setup ## the benchmark: processor vs a raw aiokafka pipe and a naive Faust agent (~30-40 min)
+	$(BIN)/python -m processor.bench $(BENCH_ARGS)
 
 clean: ## remove the virtualenv, caches and local state
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis data

@@ -77,10 +77,14 @@ def table(r: dict[str, Any]) -> str:
         )
     if "processor" in r:
         p = r["processor"]
+        how = (
+            f"each run drains the whole stream ({p['messages']:,} messages)"
+            if p.get("complete", True)
+            else f"each run measured over its first {p.get('bounded_seconds') or 0:.0f} s of "
+            f"processing ({p['messages']:,} messages in the median run), not the whole stream"
+        )
         notes.append(
-            f"processor: {p['workers']} worker process(es), the full lifecycle journey; "
-            f"each run drains all {p['messages']:,} messages"
-            + ("" if p.get("complete", True) else " (a run did NOT finish: see the JSON)")
+            f"processor: {p['workers']} worker process(es), the full lifecycle journey; {how}"
         )
     lines += ["", *notes, "(median of the runs; CPU s/1000: the contestant's process, user + "
               "system; broker CPU: the broker's over the same window)"]  # fmt: skip

@@ -1,0 +1,44 @@
+"""`make bench` at a very small size, so that the benchmark cannot rot unnoticed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+pytestmark = pytest.mark.broker
+
+
+def test_the_benchmark_runs_every_contestant_and_prints_the_table(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "processor.bench", "--size", "smoke", "--dir", str(tmp_path),
+         "--output", str(out), "--naive-seconds", "3", "--latency-seconds", "3"],
+        capture_output=True, timeout=280, check=False,
+    )  # fmt: skip
+    printed = result.stdout.decode()
+    assert result.returncode == 0, printed[-3000:] + result.stderr.decode()[-3000:]
+    r = orjson.loads(out.read_bytes())
+    stream = r["stream"]
+    assert stream["messages"] == 2000
+    assert stream["duplicates"] > 0
+    assert sum(stream["invalid"].values()) > 0
+    for name in ("raw", "naive", "processor"):
+        assert r[name]["rate"] > 0, name
+        assert r[name]["cpu_s_per_1000"] > 0, name
+        assert r[name]["peak_rss_bytes"] > 10 * 2**20, name
+    # The processor drained the whole small stream: every message processed or dead-lettered.
+    assert r["processor"]["complete"]
+    counters = r["processor"]["runs"][0]["extra"]["counters"]
+    assert counters["touchpoint_deadletters_total"] == sum(stream["invalid"].values())
+    assert counters["touchpoint_actions_total"] > 0
+    assert r["latency"]["actions_measured"] > 0
+    assert 0 < r["latency"]["p50_ms"] <= r["latency"]["p99_ms"]
+    assert r["state"]["customers"] == 2000
+    assert r["state"]["rebuild_s"] > 0
+    for line in ("raw aiokafka pipe", "naive Faust agent", "processor / raw", "processor / naive",
+                 "latency at", "customers in state"):  # fmt: skip
+        assert line in printed, line
