@@ -38,8 +38,8 @@ class Size:
     customers: int
     runs: int
     naive_seconds: float
-    #: The processor's runs stop after this much processing (None: drain the whole stream).
-    processor_seconds: float | None
+    #: The processor's runs drain the stream's first this many messages (None: all of it).
+    processor_events: int | None
     latency_seconds: float
     state_customers: int
 
@@ -47,8 +47,8 @@ class Size:
 SIZES = {
     # ~6 messages per simulated customer: 170,000 customers give the million (the tail of the
     # last customers' lives is cut at the millionth message).
-    "full": Size(1_000_000, 170_000, 3, 30.0, 180.0, 60.0, 1_000_000),
-    "quick": Size(100_000, 17_000, 3, 15.0, 60.0, 20.0, 100_000),
+    "full": Size(1_000_000, 170_000, 3, 30.0, 100_000, 60.0, 1_000_000),
+    "quick": Size(100_000, 17_000, 3, 15.0, None, 20.0, 100_000),
     "smoke": Size(2_000, 340, 1, 5.0, None, 4.0, 2_000),
 }
 
@@ -302,19 +302,20 @@ class Bench:
 
     def contest_processor(self, info: stream.StreamInfo) -> None:
         runs = []
-        bound = self.size.processor_seconds
-        if self.args.processor_seconds is not None:
-            bound = self.args.processor_seconds or None
+        bound = self.size.processor_events
+        if self.args.processor_events is not None:
+            bound = self.args.processor_events or None
+        count = min(info.messages, bound or info.messages)
         for i in range(self.runs):
             self.log(f"processor ({self.args.workers} worker(s)), run {i + 1} of {self.runs}")
-            with self.fresh_broker(info, info.messages) as bootstrap:
+            with self.fresh_broker(info, count) as bootstrap:
                 workers = self._workers("processor", bootstrap)
                 for w in workers:
                     w.start()
                 try:
                     d = drain(
-                        workers, expect_messages=info.messages, broker_pid=self.broker_pid,
-                        timeout_s=self.args.processor_timeout, log=self.log, max_s=bound,
+                        workers, expect_messages=count, broker_pid=self.broker_pid,
+                        timeout_s=self.args.processor_timeout, log=self.log,
                     )  # fmt: skip
                 finally:
                     for w in workers:
@@ -334,7 +335,7 @@ class Bench:
             runs.append(r)
         complete = all(r.extra["complete"] for r in runs)
         self._summary("processor", runs, workers=self.args.workers, complete=complete,
-                      bounded_seconds=None if complete else bound)  # fmt: skip
+                      sample=count if count < info.messages else None)  # fmt: skip
 
     def contest_latency(self, info: stream.StreamInfo) -> None:
         max_rate = self.results["processor"]["rate"]
@@ -431,8 +432,8 @@ def parser() -> argparse.ArgumentParser:
                    help="how long the paced latency run publishes")  # fmt: skip
     p.add_argument("--state-customers", type=int, default=None,
                    help="customers in state for the memory and rebuild measurement")  # fmt: skip
-    p.add_argument("--processor-seconds", type=float, default=None,
-                   help="stop each processor run after this much processing; 0: drain the "
+    p.add_argument("--processor-events", type=int, default=None,
+                   help="the processor's runs drain the stream's first N messages; 0: the "
                    "whole stream (size default)")  # fmt: skip
     p.add_argument("--processor-timeout", type=float, default=3600.0,
                    help="give up a processor run after this many seconds")  # fmt: skip

@@ -77,12 +77,15 @@ def table(r: dict[str, Any]) -> str:
         )
     if "processor" in r:
         p = r["processor"]
-        how = (
-            f"each run drains the whole stream ({p['messages']:,} messages)"
-            if p.get("complete", True)
-            else f"each run measured over its first {p.get('bounded_seconds') or 0:.0f} s of "
-            f"processing ({p['messages']:,} messages in the median run), not the whole stream"
-        )
+        if p.get("sample"):
+            how = (
+                f"each run drains the stream's first {p['sample']:,} messages (a bounded "
+                "sample: the whole stream would take too long at this rate)"
+            )
+        else:
+            how = f"each run drains the whole stream ({p['messages']:,} messages)"
+        if not p.get("complete", True):
+            how += "; a run did NOT finish, see the JSON"
         notes.append(
             f"processor: {p['workers']} worker process(es), the full lifecycle journey; {how}"
         )
