@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 BROKER_PORT ?= 19092
 PYTEST_ARGS ?=
 
-.PHONY: help setup run broker test test-kafka lint format schemas clean system-deps bench dashboard-png
+.PHONY: help setup run broker test test-kafka test-faults lint format schemas clean system-deps bench dashboard-png
 
 help: ## show this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -49,11 +49,14 @@ test: lint system-deps ## the default suite: unit tests and embedded-broker test
 system-deps: ## install Prometheus, Chromium and kcat for the tests (Debian packages), if missing
 	./.ci/system-deps.sh
 
-# Every broker-backed test (-m broker) under these paths; e.g. KAFKA_TESTS=tests/faults for one part.
-KAFKA_TESTS ?= tests
+# Every broker-backed test (-m broker) under these paths, except the fault suite (test-faults).
+KAFKA_TESTS ?= tests --ignore=tests/faults
 
 test-kafka: setup system-deps ## every broker test against a real Apache Kafka (jars from Maven Central)
 	TOUCHPOINT_TEST_BROKER=kafka $(BIN)/pytest -m broker $(KAFKA_TESTS) $(PYTEST_ARGS)
+
+test-faults: setup system-deps ## the fault suite (kills, broker restart, lost state, bad input) on Apache Kafka
+	TOUCHPOINT_TEST_BROKER=kafka $(BIN)/pytest -m broker tests/faults $(PYTEST_ARGS)
 
 # The README's dashboard picture: the dashboard's queries on a real Prometheus, drawn (not Grafana).
 dashboard-png: setup system-deps ## redraw deploy/grafana/dashboard.png from 3 min of simulated traffic

@@ -234,7 +234,12 @@ def test_store_researcher_is_one_person_across_web_and_store(
         _warm_up(topics_ready, worker)
         sim = _simulate(topics_ready, 13, mix, tmp_path / "sim.log")
         assert sim.wait(30) == 0, (tmp_path / "sim.log").read_text()
-        time.sleep(2)
+        # The POS purchase is the last event and takes the identity-routes hop: wait for it.
+        purchase = (("from_stage", "consideration"), ("to_stage", "purchase"))
+        deadline = time.monotonic() + 60
+        while not metric_values(worker.metrics(), "touchpoint_transitions_total").get(purchase):
+            assert time.monotonic() < deadline, worker.log_tail()
+            time.sleep(0.3)
         text = worker.metrics()
     config = _config(13, mix)
     transitions = _by_customer(
