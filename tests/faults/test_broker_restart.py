@@ -1,6 +1,6 @@
 """The broker goes away mid-run, cleanly and by SIGKILL, and comes back: the workers carry on.
 
-A quarter of the baseline's customers is published to two workers; twice during the run the
+An eighth of the baseline's customers is published to two workers; twice during the run the
 only broker is stopped (once with SIGTERM, once with SIGKILL), left down for `DOWN_S` seconds
 and started again on the same data directory and port. Nobody restarts the workers: they must
 reconnect by themselves, and the run must end exactly as the undisturbed baseline did for
@@ -19,7 +19,7 @@ from tests.brokers.apache_kafka import ApacheKafka
 from tests.support import faults
 from tests.support.worker import WorkerProcess
 
-pytestmark = [pytest.mark.broker, pytest.mark.timeout(faults.timeout_s(0.25))]
+pytestmark = [pytest.mark.broker, pytest.mark.timeout(faults.timeout_s(0.125))]
 
 DOWN_S = 8.0
 
@@ -27,7 +27,7 @@ DOWN_S = 8.0
 def test_workers_recover_by_themselves_when_the_broker_restarts(
     kafka: ApacheKafka, traffic: faults.Traffic, baseline: faults.Outputs, tmp_path: Path
 ) -> None:
-    mine = traffic.subset(4, 1)
+    mine = traffic.subset(8, 1)
     spread_s = len(mine.messages) / 250
     workers = [WorkerProcess(kafka.bootstrap, tmp_path / f"w{i}") for i in range(2)]
     outages: list[str] = []

@@ -27,7 +27,7 @@ from tests.support import faults
 from tests.support.journeys import shortened
 from tests.support.worker import WorkerProcess
 
-pytestmark = [pytest.mark.broker, pytest.mark.timeout(faults.timeout_s(0.25))]
+pytestmark = [pytest.mark.broker, pytest.mark.timeout(faults.timeout_s(0.125))]
 
 HOUR_S = 60
 SEED = int(os.environ.get("TOUCHPOINT_FAULT_SEED", "20240605"))
@@ -48,7 +48,7 @@ def test_every_due_timer_fires_once_and_no_cancelled_one_while_workers_move(
     kafka: ApacheKafka, tmp_path: Path
 ) -> None:
     rng = random.Random(SEED)
-    n = max(2000, faults.size() // 4)
+    n = max(2000, faults.size() // 8)
     spread_s = n / 200  # 200 messages a second: two workers keep up even while rebalancing
     journey = shortened(tmp_path, hour_s=HOUR_S, day_s=3 * 3600)
     env = {"TOUCHPOINT_JOURNEY_FILE": str(journey), "TOUCHPOINT_TIMER_TICK_S": "0.2"}

@@ -147,7 +147,7 @@ def customers(n_events: int, *, now: datetime | None = None, tz: str | None = No
     """
     now = now or datetime.now(UTC)
     tz = tz or midday_zone(now)
-    count = max(1, n_events * 100 // 375)  # 3.75 messages per customer on average
+    count = max(1, n_events * 100 // 360 + 1)  # 3.64 messages per customer on average
     base = now.replace(microsecond=0) - timedelta(minutes=12)
     step_ms = max(1, 10 * 60 * 1000 // count)
     out = Traffic()
