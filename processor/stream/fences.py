@@ -29,6 +29,8 @@ from datetime import datetime
 
 import orjson
 
+from processor.metrics import Metrics
+
 #: Every stored fence value starts with this, so readers of the table can tell it from a person.
 MARKER = b'{"fences":'
 
@@ -47,55 +49,90 @@ def is_fences(raw: bytes | None) -> bool:
     return raw is not None and raw.startswith(MARKER)
 
 
+def count_dropped(metrics: Metrics, stage: str, label: str) -> None:
+    """Count an event a fence dropped; it counts as processed (nothing more is done with it)."""
+    metrics.erased_dropped.labels(stage).inc()
+    metrics.events_processed.labels(label).inc()
+
+
 def digest(name: str) -> str:
     """What a fence stores of a name: not reversible to the identifier."""
     return hashlib.sha256(name.encode()).hexdigest()[:32]
 
 
 class Fences:
-    """The fences of one table, per partition, read through a small cache of stored values."""
+    """The fences of one table, per partition, read through a small cache of stored values.
+
+    Summary and bucket values both map a name to a list whose last element is an expiry
+    (`[expires]` per bucket in a summary, `[requested, expires]` per digest in a bucket).
+    """
 
     def __init__(self, table: MutableMapping[bytes, bytes], window_s: float) -> None:
         self._table = table
         self._window_s = window_s
-        self._cache: dict[bytes, tuple[bytes, dict[str, list[float]]]] = {}
-        #: partition -> (its summary as stored, the earliest expiry in it)
-        self._earliest: dict[int, tuple[bytes, float]] = {}
+        #: key -> (stored bytes, value, earliest expiry in it)
+        self._cache: dict[bytes, tuple[bytes, dict[str, list[float]], float]] = {}
 
-    def _read(self, key: bytes) -> dict[str, list[float]]:
+    def _read(self, key: bytes) -> tuple[dict[str, list[float]], float]:
+        """The value at `key` and its earliest expiry (inf for none)."""
         raw = self._table.get(key)
         if raw is None:
             self._cache.pop(key, None)
-            return {}
+            return {}, float("inf")
         cached = self._cache.get(key)
-        if cached is not None and cached[0] == raw:
-            return cached[1]
-        value: dict[str, list[float]] = orjson.loads(raw)["fences"]
-        self._cache[key] = (raw, value)
-        return value
+        if cached is None or cached[0] != raw:
+            cached = self._remember(key, raw, orjson.loads(raw)["fences"])
+        return cached[1], cached[2]
 
-    def _write(self, key: bytes, value: dict[str, list[float]]) -> None:
+    def _remember(
+        self, key: bytes, raw: bytes, value: dict[str, list[float]]
+    ) -> tuple[bytes, dict[str, list[float]], float]:
+        cached = (raw, value, min(v[-1] for v in value.values()))
+        self._cache[key] = cached
+        return cached
+
+    def _write(self, key: bytes, value: dict[str, list[float]]) -> float:
+        """Store `value` (none deletes the key); returns its earliest expiry."""
         if not value:
             self._table.pop(key, None)
             self._cache.pop(key, None)
-            return
+            return float("inf")
         raw = orjson.dumps({"fences": value})
         self._table[key] = raw
-        self._cache[key] = (raw, value)
+        return self._remember(key, raw, value)[2]
+
+    def live(self, partition: int, now: datetime) -> bool:
+        """Delete the fences of `partition` whose window has passed; are any left?
+
+        One look-up per message when the partition has no fences (the usual case)."""
+        summary, earliest = self._read(key_of(partition))
+        if not summary:
+            return False
+        t = now.timestamp()
+        if earliest > t:
+            return True
+        summary = dict(summary)
+        for b, (expires,) in list(summary.items()):
+            if expires <= t:
+                key = key_of(partition, b)
+                left = self._write(key, {d: f for d, f in self._read(key)[0].items() if f[1] > t})
+                if left == float("inf"):
+                    del summary[b]
+                else:
+                    summary[b] = [left]
+        self._write(key_of(partition), summary)
+        return bool(summary)
 
     def blocks(self, partition: int, names: Iterable[str], occurred: datetime) -> bool:
         """Does a fence here cover one of `names` for an event that occurred then?"""
-        summary = self._read(key_of(partition))
-        if not summary:
-            return False
+        summary = self._read(key_of(partition))[0]
         when = occurred.timestamp()
         for name in names:
             d = digest(name)
-            if d[:2] not in summary:
-                continue
-            fence = self._read(key_of(partition, d[:2])).get(d)
-            if fence is not None and when <= fence[0]:
-                return True
+            if d[:2] in summary:
+                fence = self._read(key_of(partition, d[:2]))[0].get(d)
+                if fence is not None and when <= fence[0]:
+                    return True
         return False
 
     def add(self, partition: int, names: Iterable[str], requested: datetime, now: datetime) -> None:
@@ -103,37 +140,9 @@ class Fences:
         if self._window_s <= 0:
             return
         fence = [requested.timestamp(), now.timestamp() + self._window_s]
-        summary = dict(self._read(key_of(partition)))
+        summary = dict(self._read(key_of(partition))[0])
         for name in names:
             d = digest(name)
             key = key_of(partition, d[:2])
-            bucket = dict(self._read(key))
-            bucket[d] = fence
-            self._write(key, bucket)
-            summary[d[:2]] = [min(f[1] for f in bucket.values())]
-        self._write(key_of(partition), summary)
-
-    def expire(self, partition: int, now: datetime) -> None:
-        """Delete the fences of `partition` whose window has passed."""
-        raw = self._table.get(key_of(partition))
-        if raw is None:
-            return
-        t = now.timestamp()
-        earliest = self._earliest.get(partition)
-        if earliest is not None and earliest[0] == raw and earliest[1] > t:
-            return
-        summary = self._read(key_of(partition))
-        self._earliest[partition] = (raw, min(e for (e,) in summary.values()))
-        due = [b for b, (e,) in summary.items() if e <= t]
-        if not due:
-            return
-        summary = dict(summary)
-        for b in due:
-            key = key_of(partition, b)
-            live = {d: f for d, f in self._read(key).items() if f[1] > t}
-            self._write(key, live)
-            if live:
-                summary[b] = [min(f[1] for f in live.values())]
-            else:
-                del summary[b]
+            summary[d[:2]] = [self._write(key, {**self._read(key)[0], d: fence})]
         self._write(key_of(partition), summary)

@@ -28,6 +28,7 @@ from processor.events import Identity
 from processor.identity import graph
 from processor.stream.app import Runtime
 from processor.stream.envelope import Source, pack, unpack
+from processor.stream.fences import count_dropped
 
 IDENTITY = "identity"
 
@@ -64,7 +65,7 @@ async def handle_link(rt: Runtime, value: bytes, partition: int) -> None:
     kind, label, payload, src = unpack(value)
     now = datetime.now(UTC)
     fences = rt.graph_fences
-    fences.expire(partition, now)
+    fenced = fences.live(partition, now)
     if kind == "control":
         customer = "c:" + str(payload["customer_id"])
         change = graph.erase(_lookup(rt), customer)
@@ -73,19 +74,14 @@ async def handle_link(rt: Runtime, value: bytes, partition: int) -> None:
         await _apply(rt, change, src, str(payload["requested_at"]))
     else:
         nodes = graph.nodes_of(Identity.model_validate(payload["identity"]))
-        if fences.blocks(partition, nodes, datetime.fromisoformat(str(payload["occurred_at"]))):
+        occurred = datetime.fromisoformat(str(payload["occurred_at"])) if fenced else None
+        if occurred is not None and fences.blocks(partition, nodes, occurred):
             # It happened before its person was erased: linking it would bring them back.
-            dropped_erased(rt, IDENTITY, label)
+            count_dropped(rt.metrics, IDENTITY, label)
             return
         change = graph.link(_lookup(rt), nodes)
         await _apply(rt, change, src)
     await rt.customer_events.send(key=change.canonical.encode(), value=value)
-
-
-def dropped_erased(rt: Runtime, stage: str, label: str) -> None:
-    """Count an event dropped by an erasure fence (stream/fences.py); it counts as processed."""
-    rt.metrics.erased_dropped.labels(stage).inc()
-    rt.metrics.events_processed.labels(label).inc()
 
 
 async def handle_route(rt: Runtime, key: bytes, value: bytes) -> None:

@@ -17,7 +17,6 @@ from processor.messages import to_json
 from processor.stream import deadletters, fences, observe
 from processor.stream.app import Runtime
 from processor.stream.envelope import Source, pack, unpack
-from processor.stream.identity import dropped_erased
 
 log = logging.getLogger(__name__)
 #: Identity messages made here have no inbound coordinates.
@@ -83,15 +82,9 @@ def _requested(payload: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(str(payload["requested_at"]))
 
 
-def _fenced(rt: Runtime, partition: int, key: str, kind: str, payload: dict[str, Any]) -> bool:
-    """Is this a message about a person erased after it happened (stream/fences.py)?"""
-    if kind == "event":
-        occurred = datetime.fromisoformat(str(payload["occurred_at"]))
-    else:  # a hand-over of a profile: as old as its newest touchpoint
-        other = CustomerState.from_dict(payload["state"])
-        last = max([other.stage_since, *(t for _, t in other.touches)])
-        occurred = datetime.fromtimestamp(last, UTC)
-    return rt.fences.blocks(partition, (key,), occurred)
+def _last_seen(state: CustomerState) -> datetime:
+    """When a handed-over profile was last active: its newest touchpoint or stage move."""
+    return datetime.fromtimestamp(max([state.stage_since, *(t for _, t in state.touches)]), UTC)
 
 
 async def handle_customer(rt: Runtime, key_raw: bytes, value: bytes, partition: int) -> None:
@@ -100,10 +93,17 @@ async def handle_customer(rt: Runtime, key_raw: bytes, value: bytes, partition: 
     kind, label, payload, src = unpack(value)
     try:
         now = datetime.now(UTC)
-        rt.fences.expire(partition, now)
-        if kind in ("event", "absorb") and _fenced(rt, partition, key, kind, payload):
-            dropped_erased(rt, "journey", label)
-            return
+        other = CustomerState.from_dict(payload["state"]) if kind == "absorb" else None
+        if rt.fences.live(partition, now) and kind in ("event", "absorb"):
+            # A message about a person erased after it happened (stream/fences.py)?
+            occurred = (
+                _last_seen(other)
+                if other is not None
+                else datetime.fromisoformat(str(payload["occurred_at"]))
+            )
+            if rt.fences.blocks(partition, (key,), occurred):
+                fences.count_dropped(rt.metrics, "journey", label)
+                return
         held = held_at(rt.table.get(key_raw))
         if isinstance(held, str) and kind in ("event", "absorb", "control"):
             # This key's person now lives at `held`: follow them (a late or replayed message).
@@ -120,8 +120,7 @@ async def handle_customer(rt: Runtime, key_raw: bytes, value: bytes, partition: 
             rt.timer_index.note(partition, key_raw, None)
             observe.settled(rt, partition, state, None)
             return
-        if kind == "absorb":
-            other = CustomerState.from_dict(payload["state"])
+        if other is not None:
             out = absorb(state, other, key, now, rt.journey)
             rt.metrics.identity_merges.inc()
         elif kind == "control":

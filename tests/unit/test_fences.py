@@ -33,13 +33,13 @@ def test_fences_expire_with_the_first_message_after_their_window() -> None:
     f = Fences(table, window_s=60)
     f.add(0, ["c:C-1"], requested=T0, now=T0)
     f.add(0, ["c:C-2"], requested=T0, now=T0 + timedelta(seconds=30))
-    f.expire(0, T0 + timedelta(seconds=59))
+    assert f.live(0, T0 + timedelta(seconds=59))
     assert f.blocks(0, ["c:C-1"], T0)
     assert f.blocks(0, ["c:C-2"], T0)
-    f.expire(0, T0 + timedelta(seconds=61))
+    f.live(0, T0 + timedelta(seconds=61))
     assert not f.blocks(0, ["c:C-1"], T0)
     assert f.blocks(0, ["c:C-2"], T0)
-    f.expire(0, T0 + timedelta(seconds=91))
+    assert not f.live(0, T0 + timedelta(seconds=91))
     assert table == {}
 
 
@@ -64,9 +64,9 @@ def test_many_fences_spread_over_buckets_and_a_zero_window_keeps_none() -> None:
     assert len(table) == 257  # the summary and 256 buckets
     assert len(table[b"~fences:0"]) < 8000  # one expiry per bucket
     assert max(len(raw) for key, raw in table.items() if key != b"~fences:0") < 2000
-    f.expire(0, T0 + timedelta(seconds=60 + 15))  # those added up to second 15 expired
+    f.live(0, T0 + timedelta(seconds=60 + 15))  # those added up to second 15 expired
     assert sum(f.blocks(0, [name], T0) for name in names) == 3000 - 3 * len(range(0, 1501, 3))
-    f.expire(0, T0 + timedelta(seconds=91))
+    f.live(0, T0 + timedelta(seconds=91))
     assert table == {}
     off: dict[bytes, bytes] = {}
     Fences(off, window_s=0).add(0, ["c:C-1"], requested=T0, now=T0)
