@@ -25,6 +25,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from processor import topics as t
 from processor.journey.engine import action_id
+from tests.support.kafka import read_all
 from tests.support.traffic import midday_zone
 from tests.support.worker import WorkerProcess
 
@@ -342,40 +343,6 @@ async def produce_recorded(
     finally:
         await producer.stop()
     return coords
-
-
-async def read_all(
-    bootstrap: str, topic: str, *, committed_only: bool = False, timeout_s: float = 120.0
-) -> list[tuple[int, int, bytes | None, bytes | None]]:
-    """Every record of `topic` up to its current end: (partition, offset, key, value)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        count = len((await admin.describe_topics([topic]))[0]["partitions"])
-    finally:
-        await admin.close()
-    partitions = [TopicPartition(topic, p) for p in range(count)]
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-        auto_offset_reset="earliest", max_partition_fetch_bytes=16 * 1024 * 1024,
-        fetch_max_bytes=64 * 1024 * 1024,
-        isolation_level="read_committed" if committed_only else "read_uncommitted",
-    )  # fmt: skip
-    await consumer.start()
-    out: list[tuple[int, int, bytes | None, bytes | None]] = []
-    try:
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        deadline = time.monotonic() + timeout_s
-        while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"could not read {topic} to its end in {timeout_s} s")
-            for tp, records in (await consumer.getmany(timeout_ms=500, max_records=10_000)).items():
-                out.extend((tp.partition, r.offset, r.key, r.value) for r in records)
-    finally:
-        await consumer.stop()
-    return out
 
 
 async def _lag(bootstrap: str, group: str, topics: Iterable[str]) -> tuple[int, dict[Any, int]]:

@@ -60,8 +60,10 @@ async def read_json(
     return found
 
 
-async def read_changelog(bootstrap: str, topic: str, timeout_s: float = 10.0) -> dict[bytes, bytes]:
-    """The latest value of every key of a table's changelog; deleted keys are left out."""
+async def read_all(
+    bootstrap: str, topic: str, *, committed_only: bool = False, timeout_s: float = 120.0
+) -> list[tuple[int, int, bytes | None, bytes | None]]:
+    """Every record of `topic` up to its current end: (partition, offset, key, value)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -72,24 +74,29 @@ async def read_changelog(bootstrap: str, topic: str, timeout_s: float = 10.0) ->
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
         auto_offset_reset="earliest", max_partition_fetch_bytes=16 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+        isolation_level="read_committed" if committed_only else "read_uncommitted",
     )  # fmt: skip
     await consumer.start()
-    latest: dict[bytes, bytes | None] = {}
+    out: list[tuple[int, int, bytes | None, bytes | None]] = []
     try:
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
         deadline = time.monotonic() + timeout_s
-
-        async def behind() -> bool:
-            return any([await consumer.position(tp) < ends[tp] for tp in partitions])
-
-        while await behind():
+        while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"could not read {topic} to its end in {timeout_s} s")
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                for r in records:
-                    latest[r.key] = r.value
+            for tp, records in (await consumer.getmany(timeout_ms=500, max_records=10_000)).items():
+                out.extend((tp.partition, r.offset, r.key, r.value) for r in records)
     finally:
         await consumer.stop()
-    return {k: v for k, v in latest.items() if v is not None}
+    return out
+
+
+async def read_changelog(bootstrap: str, topic: str, timeout_s: float = 10.0) -> dict[bytes, bytes]:
+    """The latest value of every key of a table's changelog; deleted keys are left out."""
+    latest: dict[bytes | None, bytes | None] = {}
+    for _, _, key, value in await read_all(bootstrap, topic, timeout_s=timeout_s):
+        latest[key] = value
+    return {k: v for k, v in latest.items() if k is not None and v is not None}
