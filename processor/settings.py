@@ -129,14 +129,15 @@ class Settings(BaseSettings):
         description="At most this many people's timers are requested per tick.",
     )
     batch_max: int = Field(
-        default=1,
+        default=500,
         ge=1,
         description=(
-            "The journey agent takes up to this many messages from its stream at once and "
-            "sends each person's changed state to the changelog once per batch (Kafka "
-            "Streams' record cache). 1, the default, processes one message at a time. "
-            "Experimental above 1: faster, but a worker killed mid-batch can lose events "
-            "(README, Reliability)."
+            "The agents that keep tables (identity and journey) acknowledge their messages in "
+            "units of at most this many: a unit ends when it is full or when no further "
+            "message waits. At its end the unit's outputs are awaited until Kafka "
+            "acknowledged them, then each changed key's changelog record is sent once "
+            "(Kafka Streams' record cache), then the offsets are committed. 1 ends a unit "
+            "after every message (slower; the outputs are the same)."
         ),
     )
     erasure_fence_s: float = Field(

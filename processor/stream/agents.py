@@ -14,11 +14,8 @@ from processor.stream.app import Runtime
 from processor.stream.identity import handle_link, handle_route
 from processor.stream.ingest import handle_inbound
 from processor.stream.journey import handle_customer
-from processor.stream.writes import current
 
 log = logging.getLogger(__name__)
-#: A batch is processed when it is full or when no more message came for this long.
-BATCH_WITHIN_S = 0.01
 
 
 async def _contained(rt: Runtime, stage: str, message: Any, label: str, work: Any) -> None:
@@ -48,14 +45,14 @@ def install(rt: Runtime) -> None:
 
     @rt.app.agent(rt.identity_links, name="identity-links")
     async def links(stream: Any) -> None:
-        async for event in stream.events():
+        async for event in rt.links_unit.events(stream):
             m = event.message
             work = handle_link(rt, event.value, m.partition)
             await _contained(rt, "identity", m, "identity", work)
 
     @rt.app.agent(rt.identity_routes, name="identity-routes")
     async def routes(stream: Any) -> None:
-        async for event in stream.events():
+        async for event in rt.routes_unit.events(stream):
             m = event.message
             await _contained(
                 rt, "identity", m, "identity", handle_route(rt, event.key, event.value)
@@ -63,18 +60,7 @@ def install(rt: Runtime) -> None:
 
     @rt.app.agent(rt.customer_events, name="journey")
     async def journey(stream: Any) -> None:
-        size = rt.settings.batch_max
-        if size <= 1:
-            async for event in stream.events():
-                await handle_customer(rt, event.key, event.value, event.message.partition)
-            return
-        # Batches: the events are acknowledged (and so committed) only after the whole batch,
-        # its coalesced changelog records included, was handed to the producer.
-        async for events in stream.take_events(size, within=BATCH_WITHIN_S):
-            with rt.journey_writes.batch():
-                for event in events:
-                    current(event)
-                    await handle_customer(rt, event.key, event.value, event.message.partition)
-            current(None)
+        async for event in rt.journey_unit.events(stream):
+            await handle_customer(rt, event.key, event.value, event.message.partition)
 
     observe.install(rt)

@@ -15,7 +15,7 @@ from processor.settings import Settings
 from processor.stream.fences import Fences
 from processor.stream.observe import Observer
 from processor.stream.timers import TimerIndex
-from processor.stream.writes import Coalesced
+from processor.stream.writes import Coalesced, Unit
 
 #: A dead letter may carry a whole 1 MiB message escaped as JSON; see topics/touchpoints.deadletter.
 _MAX_REQUEST_BYTES = 8 * 1024 * 1024
@@ -66,8 +66,14 @@ class Runtime:
     timer_index: TimerIndex = field(default_factory=TimerIndex)
     #: False while a rebalance is under way or the index is being rebuilt: no ticks then.
     clock_ready: bool = False
-    #: The journey table's writes, coalesced per key within a batch (stream/writes.py).
+    #: Each table's writes, released to its changelog at the end of its agent's unit, and the
+    #: units of the three agents that keep tables (stream/writes.py).
     journey_writes: Coalesced = field(init=False)
+    graph_writes: Coalesced = field(init=False)
+    alias_writes: Coalesced = field(init=False)
+    journey_unit: Unit = field(init=False)
+    links_unit: Unit = field(init=False)
+    routes_unit: Unit = field(init=False)
     #: Stage counts, lag and rate samples for metrics and the status page (stream/observe.py).
     observer: Observer = field(default_factory=Observer)
     #: Erasure fences of the journey table and of the graph (stream/fences.py).
@@ -75,10 +81,16 @@ class Runtime:
     graph_fences: Fences = field(init=False)
 
     def __post_init__(self) -> None:
-        window = self.settings.erasure_fence_s
-        self.fences = Fences(self.table, window)
-        self.graph_fences = Fences(self.graph, window)
+        size = self.settings.batch_max
         self.journey_writes = Coalesced(self.table)
+        self.graph_writes = Coalesced(self.graph)
+        self.alias_writes = Coalesced(self.aliases)
+        self.journey_unit = Unit("journey", self.journey_writes, size)
+        self.links_unit = Unit("identity-links", self.graph_writes, size)
+        self.routes_unit = Unit("identity-routes", self.alias_writes, size)
+        window = self.settings.erasure_fence_s
+        self.fences = Fences(self.journey_writes, window)
+        self.graph_fences = Fences(self.graph_writes, window)
 
 
 def _credentials(settings: Settings) -> Any:

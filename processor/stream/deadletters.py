@@ -9,6 +9,7 @@ from processor import topics as t
 from processor.decode import Rejection, dead_letter
 from processor.events import Channel
 from processor.messages import ErrorKind, to_json
+from processor.stream import writes
 from processor.stream.app import Runtime
 from processor.stream.envelope import Source
 
@@ -47,7 +48,7 @@ async def send(
         now=datetime.now(UTC),
         keep_bytes=_KEEP_TOO_LARGE,
     )
-    await rt.deadletter.send(key=src.key, value=to_json(letter))
+    await writes.send(rt.deadletter, src.key, to_json(letter))
     rt.metrics.deadletters.labels(label, rejection.kind.value).inc()
 
 

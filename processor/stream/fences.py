@@ -24,8 +24,9 @@ the partition processes.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable
 from datetime import datetime
+from typing import Protocol
 
 import orjson
 
@@ -35,6 +36,14 @@ from processor.metrics import Metrics
 MARKER = b'{"fences":'
 
 Fence = tuple[float, float]  # (erasure requested at, expires at), epoch seconds
+
+
+class Store(Protocol):
+    """What fences need of a table: a dict will do; the agents pass their coalesced writes."""
+
+    def get(self, key: bytes, default: bytes | None = None, /) -> bytes | None: ...
+    def __setitem__(self, key: bytes, value: bytes, /) -> None: ...
+    def pop(self, key: bytes, default: bytes | None = None, /) -> bytes | None: ...
 
 
 def key_of(partition: int, bucket: str | None = None) -> bytes:
@@ -67,7 +76,7 @@ class Fences:
     (`[expires]` per bucket in a summary, `[requested, expires]` per digest in a bucket).
     """
 
-    def __init__(self, table: MutableMapping[bytes, bytes], window_s: float) -> None:
+    def __init__(self, table: Store, window_s: float) -> None:
         self._table = table
         self._window_s = window_s
         #: key -> (stored bytes, value, earliest expiry in it)

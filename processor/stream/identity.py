@@ -29,6 +29,7 @@ from processor.identity import graph
 from processor.stream.app import Runtime
 from processor.stream.envelope import Source, pack, unpack
 from processor.stream.fences import count_dropped
+from processor.stream.writes import send
 
 IDENTITY = "identity"
 
@@ -46,14 +47,14 @@ async def _apply(
 ) -> None:
     for node, record in change.records.items():
         if record is None:
-            rt.graph.pop(node.encode(), None)
+            rt.graph_writes.pop(node.encode())
         else:
-            rt.graph[node.encode()] = orjson.dumps(record.to_json())
+            rt.graph_writes[node.encode()] = orjson.dumps(record.to_json())
     for node, (old, new) in sorted(change.moved.items()):
         alias: dict[str, Any] = {"node": node, "old": old, "new": new}
         if new is None:
             alias["requested_at"] = requested
-        await rt.identity_routes.send(key=node.encode(), value=pack("alias", alias, IDENTITY, src))
+        await send(rt.identity_routes, node.encode(), pack("alias", alias, IDENTITY, src))
     m = rt.metrics
     m.identity_links.inc(change.links_added)
     if change.conflict:
@@ -81,7 +82,7 @@ async def handle_link(rt: Runtime, value: bytes, partition: int) -> None:
             return
         change = graph.link(_lookup(rt), nodes)
         await _apply(rt, change, src)
-    await rt.customer_events.send(key=change.canonical.encode(), value=value)
+    await send(rt.customer_events, change.canonical.encode(), value)
 
 
 async def handle_route(rt: Runtime, key: bytes, value: bytes) -> None:
@@ -91,23 +92,23 @@ async def handle_route(rt: Runtime, key: bytes, value: bytes) -> None:
     if kind != "alias":
         alias = rt.aliases.get(key)
         target = alias if alias is not None else graph.key_of(node).encode()
-        await rt.customer_events.send(key=target, value=value)
+        await send(rt.customer_events, target, value)
         return
     old, new = str(payload["old"]), payload["new"]
     own = graph.key_of(node)
     if new is None:
         # Erased: forget the alias, and wipe whatever the identifier's own key still holds.
-        rt.aliases.pop(key, None)
+        rt.alias_writes.pop(key)
         erased = {"requested_at": payload["requested_at"]}
-        await rt.customer_events.send(key=own.encode(), value=pack("purge", erased, IDENTITY, src))
+        await send(rt.customer_events, own.encode(), pack("purge", erased, IDENTITY, src))
         return
     if new == own:
-        rt.aliases.pop(key, None)
+        rt.alias_writes.pop(key)
     else:
-        rt.aliases[key] = str(new).encode()
+        rt.alias_writes[key] = str(new).encode()
     if old != new and not graph.is_customer_key(old):
         # An anonymous person turned out to be `new`: hand their profile over. A customer id is
         # never merged into another: when a conflict moves an identifier from one customer to
         # another (the smaller id), only the identifier's future events change hands.
         merge: dict[str, Any] = {"into": new}
-        await rt.customer_events.send(key=old.encode(), value=pack("merge", merge, IDENTITY, src))
+        await send(rt.customer_events, old.encode(), pack("merge", merge, IDENTITY, src))

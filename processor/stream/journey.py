@@ -17,6 +17,7 @@ from processor.messages import to_json
 from processor.stream import deadletters, fences, observe
 from processor.stream.app import Runtime
 from processor.stream.envelope import Source, pack, unpack
+from processor.stream.writes import send
 
 log = logging.getLogger(__name__)
 #: Identity messages made here have no inbound coordinates.
@@ -47,16 +48,16 @@ def _moved(to: str) -> bytes:
 
 async def _emit(rt: Runtime, key: bytes, partition: int, out: Outcome) -> None:
     if out.state is None:
-        rt.journey_writes.delete(key, partition)
+        rt.journey_writes.pop(key)
     else:
-        rt.journey_writes.put(key, stored.encode(out.state), partition)
+        rt.journey_writes[key] = stored.encode(out.state)
     rt.timer_index.note(partition, key, out.state)
     m = rt.metrics
     for tr in out.transitions:
-        await rt.transitions.send(key=tr.customer_id.encode(), value=to_json(tr))
+        await send(rt.transitions, tr.customer_id.encode(), to_json(tr))
         m.transitions.labels(tr.from_stage or "none", tr.to_stage).inc()
     for action in out.actions:
-        await rt.actions.send(key=action.customer_id.encode(), value=to_json(action))
+        await send(rt.actions, action.customer_id.encode(), to_json(action))
         m.actions.labels(action.action.value, action.template).inc()
     for rule, reason in out.suppressed:
         m.actions_suppressed.labels(rule, reason).inc()
@@ -72,10 +73,8 @@ async def _merge(
         return
     if isinstance(held, CustomerState):
         body = {"into": into, "state": held.to_dict()}
-        await rt.customer_events.send(
-            key=into.encode(), value=pack("absorb", body, "identity", _NOWHERE)
-        )
-    rt.journey_writes.put(key_raw, _moved(into), partition)
+        await send(rt.customer_events, into.encode(), pack("absorb", body, "identity", _NOWHERE))
+    rt.journey_writes[key_raw] = _moved(into)
 
 
 def _requested(payload: dict[str, Any]) -> datetime:
@@ -107,7 +106,7 @@ async def handle_customer(rt: Runtime, key_raw: bytes, value: bytes, partition: 
         held = held_at(rt.table.get(key_raw))
         if isinstance(held, str) and kind in ("event", "absorb", "control"):
             # This key's person now lives at `held`: follow them (a late or replayed message).
-            await rt.customer_events.send(key=held.encode(), value=value)
+            await send(rt.customer_events, held.encode(), value)
             return
         state = held if isinstance(held, CustomerState) else None
         if kind == "merge":
@@ -116,7 +115,7 @@ async def handle_customer(rt: Runtime, key_raw: bytes, value: bytes, partition: 
             return
         if kind == "purge":
             rt.fences.add(partition, (key,), _requested(payload), now)
-            rt.journey_writes.delete(key_raw, partition)
+            rt.journey_writes.pop(key_raw)
             rt.timer_index.note(partition, key_raw, None)
             observe.settled(rt, partition, state, None)
             return

@@ -16,7 +16,7 @@ from processor.kafka import admin
 from processor.kafka.clients import connection_kwargs
 from processor.metrics import Metrics
 from processor.settings import Settings
-from processor.stream import agents, clock
+from processor.stream import agents, clock, writes
 from processor.stream.app import create_app
 from processor.web import views
 
@@ -87,6 +87,8 @@ def run_worker(settings: Settings) -> int:
         worker.execute_from_commandline()
     except SystemExit as exc:
         code = int(exc.code or 0)
-    if code == 0:
+    if code == 0 and writes.all_flushed():
+        # A unit still in hand at the stop left table changes in the local store that its
+        # changelog never got: the mark stays, and the next start rebuilds.
         (settings.data_dir / RUNNING_MARK).unlink(missing_ok=True)
     return code

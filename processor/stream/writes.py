@@ -1,75 +1,208 @@
-"""Table writes whose changelog records are coalesced per key within a batch.
+"""Units of work: what an agent sent for its messages, then its table changes, then the offsets.
 
-Faust sends a changelog record for every table write. The journey agent, when it takes a batch
-of messages, writes each person's new state to the local store at once (so that every reader,
-and the next message of the same person, sees it) but sends the changelog record of a key only
-once, with its last value, when the batch is done: Kafka Streams' record cache. The batch's
-offsets are committed only after that (the messages are acknowledged after the batch, and a
-commit flushes the producer first), so the changelog never falls behind a committed offset.
+A table change and the messages sent for the same input (actions, transitions, re-keyed events,
+alias updates) are separate Kafka writes, not one transaction, and the producer batches each
+partition on its own. Were the changelog record acknowledged and an output not, a crash would
+leave the input recorded in the state (its `event_id` in `seen`, a link in the graph) and its
+output unsent: the replay after the restart would find nothing left to do.
+
+So the agents that keep tables work in units. Within a unit, every table change goes to the
+local store at once (every reader, and the next message of the same key, sees it), but its
+changelog record waits, coalesced per key (Kafka Streams' record cache). At the end of a unit:
+
+1. every message sent for the unit is awaited until Kafka acknowledged it;
+2. then the changelog records are sent, and awaited in the same way;
+3. then the unit's input messages are acknowledged, for Faust to commit their offsets.
+
+A crash before step 2 ends leaves the input uncommitted, and the restarted worker rebuilds its
+tables from the changelogs (stream/worker.py) and processes it again: the outputs come again,
+with the same `action_id`s. An input whose change a changelog holds had its outputs
+acknowledged first. A unit ends when `batch_max` messages are in it, when no further message
+waits in the agent's buffer, or at the latest `FLUSH_AFTER_S` after its first message.
 """
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from contextvars import ContextVar
 from typing import Any
 
-from faust.streams import _current_event
+from faust.streams import current_event
+
+log = logging.getLogger(__name__)
+
+#: A unit still open this long after its first message is ended by a timer (a message taken
+#: while a rebalance cleared the agent's buffer would otherwise wait for the next one).
+FLUSH_AFTER_S = 0.05
+#: The exit code of a worker whose output Kafka refused: it must not acknowledge the input.
+EXIT_SEND_FAILED = 75
+
+_unit: ContextVar[Unit | None] = ContextVar("touchpoint_unit", default=None)
+_units: list[Unit] = []
 
 
-def current(event: Any) -> None:
-    """Make `event` the current event of this task, as Faust's own stream iteration does.
+async def send(topic: Any, key: bytes | None, value: bytes) -> None:
+    """Send one message; inside a unit, the unit's end waits until Kafka acknowledged it."""
+    delivered = await topic.send(key=key, value=value)
+    unit = _unit.get()
+    if unit is not None:
+        unit.sends.append(delivered)
 
-    Faust's tables find the partition of a read or write (its RocksDB database, its changelog
-    partition) through the task's current event; an agent working through a batch from
-    `take_events` must name each event in turn. Only this task's context changes: the stream's
-    own bookkeeping (which runs in another task) is left alone.
-    """
-    _current_event.set(None if event is None else weakref.ref(event))
+
+def all_flushed() -> bool:
+    """Did every unit of this process end with nothing in hand (nothing sent, taken or
+    written that was not made durable)?"""
+    return not any(u.in_hand for u in _units)
+
+
+def _current_partition() -> int:
+    event = current_event()
+    if event is None:
+        raise RuntimeError("a table is written outside an agent's message")
+    return int(event.message.partition)
 
 
 class Coalesced:
-    """Writes to one Faust table: straight through, or coalesced per key inside `batch()`."""
+    """Writes to one Faust table whose changelog records wait for `release()`, one per key.
 
-    def __init__(self, table: Any) -> None:
+    A table is co-partitioned with the topic of the agent that writes it, so a write goes to the
+    current message's partition (`partition_of`, Faust's current event by default).
+    """
+
+    def __init__(self, table: Any, partition_of: Callable[[], int] = _current_partition) -> None:
         self._table = table
-        #: key -> (partition, last value or None for a deletion), while a batch is open.
-        self._dirty: dict[bytes, tuple[int, bytes | None]] | None = None
+        self._partition_of = partition_of
+        #: key -> (partition, last value or None for a deletion), since the last release.
+        self._dirty: dict[bytes, tuple[int, bytes | None]] = {}
 
-    def put(self, key: bytes, value: bytes, partition: int) -> None:
-        """Set `key`; `partition` is the current message's (the table is co-partitioned)."""
-        if self._dirty is None:
-            self._table[key] = value
-            return
-        # The store only (the current event names the partition's database); no changelog yet.
+    def get(self, key: bytes, default: bytes | None = None) -> bytes | None:
+        """The value at `key`, with the writes not yet released."""
+        value = self._table.get(key)
+        return default if value is None else value
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
         self._table.data[key] = value
-        self._dirty[key] = (partition, value)
+        self._dirty[key] = (self._partition_of(), value)
 
-    def delete(self, key: bytes, partition: int) -> None:
-        """Remove `key` if present."""
-        if self._dirty is None:
-            self._table.pop(key, None)
-            return
-        if key in self._table.data:
-            del self._table.data[key]
-            self._dirty[key] = (partition, None)
-        elif key in self._dirty:
-            self._dirty[key] = (partition, None)
+    def pop(self, key: bytes, default: bytes | None = None) -> bytes | None:
+        """Remove `key` if present; its record is a tombstone (none if it never was there)."""
+        data = self._table.data
+        value = data.get(key)
+        if value is not None:
+            del data[key]
+            self._dirty[key] = (self._partition_of(), None)
+            return value  # type: ignore[no-any-return]
+        if key in self._dirty:
+            self._dirty[key] = (self._partition_of(), None)
+        return default
 
-    @contextmanager
-    def batch(self) -> Iterator[None]:
-        """Coalesce the changelog records of the writes made inside; send them on exit."""
-        self._dirty = {}
-        try:
-            yield
-        finally:
-            dirty, self._dirty = self._dirty, None
-            send = self._table.send_changelog
-            for key, (partition, value) in dirty.items():
-                send(partition, key, value, key_serializer="raw", value_serializer="raw")
+    async def release(self) -> list[Any]:
+        """Send the changelog record of every key written since the last release; returns
+        their delivery futures.
+
+        Sent with `Topic.send`, not Faust's `send_changelog`: that one queues the record in
+        Faust's producer buffer, and the flush before a commit gives up on that buffer after
+        0.1 s without progress, so a commit could overtake the records it depends on.
+        """
+        dirty, self._dirty = self._dirty, {}
+        table = self._table
+        topic = table.changelog_topic
+        # Faust's own callback: it keeps the changelog offset in the partition's RocksDB
+        # database, so a clean restart reads only the changelog's tail.
+        sent = table._on_changelog_sent
+        out = []
+        for key, (partition, value) in dirty.items():
+            out.append(
+                await topic.send(
+                    key=key,
+                    value=value,
+                    partition=partition,
+                    key_serializer="raw",
+                    value_serializer="raw",
+                    callback=sent,
+                )
+            )
+        return out
 
     @property
     def pending(self) -> int:
-        """Keys whose changelog record waits for the end of the batch."""
-        return len(self._dirty or ())
+        """Keys whose changelog record waits for the next release."""
+        return len(self._dirty)
+
+
+class Unit:
+    """One agent's work in hand; `events(stream)` replaces `stream.events()` in the agent."""
+
+    def __init__(self, name: str, writes: Coalesced | None, max_messages: int) -> None:
+        self.name = name
+        self._writes = writes
+        self._max = max_messages
+        #: Delivery futures of the messages sent for the unit.
+        self.sends: list[Any] = []
+        self._taken: list[Any] = []
+        self._stream: Any = None
+        self._lock = asyncio.Lock()
+        self._timer: asyncio.TimerHandle | None = None
+        self._later: asyncio.Future[None] | None = None
+        _units.append(self)
+
+    @property
+    def in_hand(self) -> bool:
+        """Messages taken, sent or written and not yet made durable?"""
+        writes = self._writes.pending if self._writes is not None else 0
+        return bool(self._taken or self.sends or writes)
+
+    async def events(self, stream: Any) -> AsyncIterator[Any]:
+        """The stream's events, each acknowledged only when the unit it belongs to has ended."""
+        self._stream = stream
+        stream.enable_acks = False  # acknowledged in flush()
+        queue = stream.channel.queue
+        _unit.set(self)
+        async for event in stream.events():
+            async with self._lock:
+                self._taken.append(event)
+                yield event
+            if len(self._taken) >= self._max or queue.empty():
+                await self.flush()
+            elif self._timer is None:
+                loop = asyncio.get_running_loop()
+                self._timer = loop.call_later(FLUSH_AFTER_S, self._flush_later)
+
+    async def _delivered(self) -> None:
+        sends, self.sends = self.sends, []
+        for delivered in sends:
+            await delivered
+
+    def _flush_later(self) -> None:
+        self._timer = None
+        self._later = asyncio.ensure_future(self.flush())
+
+    async def flush(self) -> None:
+        """End the unit: outputs acknowledged, then changelog records acknowledged, then the
+        input acknowledged (its offsets committed by Faust later)."""
+        async with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            try:
+                await self._delivered()
+                if self._writes is not None:
+                    self.sends = await self._writes.release()
+                    await self._delivered()
+            except Exception:
+                # Acknowledging the input now would lose this output for good. Stop at once,
+                # as a crash would: the next start rebuilds from the changelogs and replays.
+                log.critical(
+                    "%s: Kafka refused a message sent for this worker's input; stopping "
+                    "without committing it (the restarted worker will process it again)",
+                    self.name,
+                    exc_info=True,
+                )
+                logging.shutdown()
+                os._exit(EXIT_SEND_FAILED)
+            taken, self._taken = self._taken, []
+            for event in taken:
+                await self._stream.ack(event)
