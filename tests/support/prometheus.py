@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -17,6 +16,7 @@ import yaml
 from processor import processes
 from processor.kafka.embedded import free_port
 from tests.support.observability import ALERTS
+from tests.support.ready import wait_ready
 
 
 class Prometheus:
@@ -57,17 +57,14 @@ class Prometheus:
             stdin=subprocess.DEVNULL,
         )
         log.close()
-        deadline = time.monotonic() + ready_timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"prometheus exited: {self.log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(self.url("/-/ready"), timeout=1) as r:
-                    if r.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.2)
+        if wait_ready(
+            self.proc,
+            self.url("/-/ready"),
+            ready_timeout_s,
+            lambda _: f"prometheus exited: {self.log_path.read_text()}",
+            interval_s=0.2,
+        ):
+            return
         self.stop()
         raise RuntimeError(f"prometheus not ready in {ready_timeout_s} s")
 

@@ -14,6 +14,7 @@ from types import TracebackType
 
 from processor import processes
 from processor.kafka.embedded import free_port
+from tests.support.ready import wait_ready
 
 
 class WorkerProcess:
@@ -52,17 +53,13 @@ class WorkerProcess:
             stdin=subprocess.DEVNULL,
         )
         log.close()
-        deadline = time.monotonic() + ready_timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(self.url("/ready"), timeout=1) as r:
-                    if r.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.25)
+        if wait_ready(
+            self.proc,
+            self.url("/ready"),
+            ready_timeout_s,
+            lambda code: f"worker exited with {code}:\n{self.log_tail()}",
+        ):
+            return
         self.stop()
         raise RuntimeError(f"worker not ready in {ready_timeout_s} s:\n{self.log_tail()}")
 
