@@ -40,7 +40,7 @@ FLUSH_AFTER_S = 0.05
 #: The exit code of a worker whose output Kafka refused: it must not acknowledge the input.
 EXIT_SEND_FAILED = 75
 
-_unit: ContextVar[Unit | None] = ContextVar("touchpoint_unit", default=None)
+_unit: ContextVar[Unit | None] = ContextVar("unit of work", default=None)
 _units: list[Unit] = []
 
 
