@@ -75,8 +75,8 @@ async def handle_link(rt: Runtime, value: bytes, partition: int) -> None:
         await _apply(rt, change, src, str(payload["requested_at"]))
     else:
         nodes = graph.nodes_of(Identity.model_validate(payload["identity"]))
-        occurred = datetime.fromisoformat(str(payload["occurred_at"])) if fenced else None
-        if occurred is not None and fences.blocks(partition, nodes, occurred):
+        occurred = str(payload["occurred_at"])
+        if fenced and fences.blocks(partition, nodes, datetime.fromisoformat(occurred)):
             # It happened before its person was erased: linking it would bring them back.
             count_dropped(rt.metrics, IDENTITY, label)
             return

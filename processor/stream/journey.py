@@ -65,9 +65,7 @@ async def _emit(rt: Runtime, key: bytes, partition: int, out: Outcome) -> None:
         m.cross_channel_conversions.inc()
 
 
-async def _merge(
-    rt: Runtime, key_raw: bytes, partition: int, held: CustomerState | str | None, into: str
-) -> None:
+async def _merge(rt: Runtime, key_raw: bytes, held: CustomerState | str | None, into: str) -> None:
     """Hand this key's person over to `into`, and leave a marker that points there."""
     if into == key_raw.decode():
         return
@@ -110,7 +108,7 @@ async def handle_customer(rt: Runtime, key_raw: bytes, value: bytes, partition: 
             return
         state = held if isinstance(held, CustomerState) else None
         if kind == "merge":
-            await _merge(rt, key_raw, partition, held, str(payload["into"]))
+            await _merge(rt, key_raw, held, str(payload["into"]))
             observe.settled(rt, partition, state, rt.table.get(key_raw))
             return
         if kind == "purge":

@@ -171,11 +171,6 @@ class Unit:
                 loop = asyncio.get_running_loop()
                 self._timer = loop.call_later(FLUSH_AFTER_S, self._flush_later)
 
-    async def _delivered(self) -> None:
-        sends, self.sends = self.sends, []
-        for delivered in sends:
-            await delivered
-
     def _flush_later(self) -> None:
         self._timer = None
         self._later = asyncio.ensure_future(self.flush())
@@ -188,10 +183,12 @@ class Unit:
                 self._timer.cancel()
                 self._timer = None
             try:
-                await self._delivered()
-                if self._writes is not None:
-                    self.sends = await self._writes.release()
-                    await self._delivered()
+                sends, self.sends = self.sends, []
+                for delivered in sends:  # the outputs first,
+                    await delivered
+                if self._writes is not None:  # then the changelog records
+                    for delivered in await self._writes.release():
+                        await delivered
             except Exception:
                 # Acknowledging the input now would lose this output for good. Stop at once,
                 # as a crash would: the next start rebuilds from the changelogs and replays.
