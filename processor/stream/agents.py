@@ -39,7 +39,7 @@ def install(rt: Runtime) -> None:
 
     @rt.app.agent(rt.inbound, name="ingest")
     async def ingest(stream: Any) -> None:
-        async for event in stream.events():
+        async for event in rt.ingest_unit.events(stream):
             m = event.message
             await _contained(rt, "ingest", m, deadletters.label_of(m.topic), handle_inbound(rt, m))
 

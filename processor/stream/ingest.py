@@ -11,6 +11,7 @@ from processor.identity.graph import is_anchor, key_of, nodes_of
 from processor.stream import deadletters
 from processor.stream.app import Runtime
 from processor.stream.envelope import pack
+from processor.stream.writes import send
 
 
 async def handle_inbound(rt: Runtime, message: Any) -> None:
@@ -39,14 +40,14 @@ async def handle_inbound(rt: Runtime, message: Any) -> None:
     payload = result.model_dump(mode="json")
     if isinstance(result, ControlCommand):
         node = "c:" + result.customer_id
-        await rt.identity_links.send(key=node.encode(), value=pack("control", payload, label, src))
+        await send(rt.identity_links, node.encode(), pack("control", payload, label, src))
         return
     rt.metrics.events_received.labels(label, result.type.value).inc()
     nodes = nodes_of(result.identity)
     value = pack("event", payload, label, src)
     if len(nodes) > 1:
-        await rt.identity_links.send(key=nodes[0].encode(), value=value)
+        await send(rt.identity_links, nodes[0].encode(), value)
     elif is_anchor(nodes[0]):
-        await rt.customer_events.send(key=key_of(nodes[0]).encode(), value=value)
+        await send(rt.customer_events, key_of(nodes[0]).encode(), value)
     else:
-        await rt.identity_routes.send(key=nodes[0].encode(), value=value)
+        await send(rt.identity_routes, nodes[0].encode(), value)

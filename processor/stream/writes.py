@@ -53,9 +53,10 @@ async def send(topic: Any, key: bytes | None, value: bytes) -> None:
 
 
 def all_flushed() -> bool:
-    """Did every unit of this process end with nothing in hand (nothing sent, taken or
-    written that was not made durable)?"""
-    return not any(u.in_hand for u in _units)
+    """Did every unit that keeps a table end with nothing in hand (nothing sent, taken or
+    written that was not made durable)? A unit without a table (ingest) leaves nothing in the
+    local store: its input is simply processed again."""
+    return not any(u.in_hand for u in _units if u.keeps_table)
 
 
 def _current_partition() -> int:
@@ -148,6 +149,10 @@ class Unit:
         self._timer: asyncio.TimerHandle | None = None
         self._later: asyncio.Future[None] | None = None
         _units.append(self)
+
+    @property
+    def keeps_table(self) -> bool:
+        return self._writes is not None
 
     @property
     def in_hand(self) -> bool:

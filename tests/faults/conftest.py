@@ -48,6 +48,7 @@ def baseline(traffic: faults.Traffic, tmp_path_factory: pytest.TempPathFactory) 
             faults.wait_settled(broker.bootstrap, timeout_s=1800)
             took = time.monotonic() - started
             out = asyncio.run(faults.read_outputs(broker.bootstrap))
+    out.took_s = took
     problems = faults.accounted(traffic, coords, out)
     assert problems == [], problems
     faults.report(

@@ -33,14 +33,18 @@ def test_sigkilled_worker_loses_nothing_and_changes_nothing(
 ) -> None:
     rng = random.Random(SEED)
     n = len(traffic.messages)
-    # Spread publishing and kills over about the time an undisturbed run takes.
-    expected_s = n / 400
+    # Publish at twice the pace the undisturbed worker drained the same traffic, so that work
+    # piles up, and spread the kills over about the time that run took: each kill then comes
+    # while messages wait (the last one, at most, after three quarters of that time of work).
+    expected_s = baseline.took_s
     worker = WorkerProcess(kafka.bootstrap, tmp_path / "worker")
     recoveries: list[float] = []
     lags: list[int] = []
     first_ready = faults.started(worker)
     began = time.monotonic()
-    publisher = faults.Publisher(kafka.bootstrap, traffic.messages, spread_s=expected_s, chunks=50)
+    publisher = faults.Publisher(
+        kafka.bootstrap, traffic.messages, spread_s=expected_s / 2, chunks=50
+    )
     publisher.start()
     try:
         for _ in range(KILLS):

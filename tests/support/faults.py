@@ -467,6 +467,8 @@ class Outputs:
     routed: int
     #: action_id -> template, customer.
     action_info: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: For the undisturbed baseline: seconds from publishing to settled (the worker's pace).
+    took_s: float = 0.0
 
     @property
     def seen(self) -> set[str]:
