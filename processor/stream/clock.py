@@ -1,25 +1,27 @@
-"""The clock: rebuild the due-timer index after rebalances, and tick to fire what is due."""
+"""The clock: rebuild the due-timer index after rebalances, and tick to fire what is due.
+
+The rebuild's scan of the table also recounts people per stage (stream/observe.py): both are
+derived from every person's state, so one read and one decode of each serves the two.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
 
 from processor import topics as t
+from processor.stream import observe
 from processor.stream.app import Runtime
 from processor.stream.envelope import Source, pack
 from processor.stream.journey import state_of
-from processor.stream.timers import earliest_due, partition_of
+from processor.stream.scan import Snapshot
+from processor.stream.timers import earliest_due
 
 log = logging.getLogger(__name__)
 
 #: Timer envelopes carry no inbound coordinates; these mark them in logs and dead letters.
 TIMER_SOURCE = Source("timer", -1, -1, None, None)
-#: Keys scanned between yields to the event loop while rebuilding the index; a scan of a
-#: million keys must not starve heartbeats (the session timeout is seconds).
-_YIELD_EVERY = 1000
 
 
 def owned_partitions(rt: Runtime) -> set[int]:
@@ -30,25 +32,27 @@ def owned_partitions(rt: Runtime) -> set[int]:
 
 
 async def rebuild(rt: Runtime) -> int:
-    """Re-derive the index from the table for the partitions this worker owns now."""
+    """Re-derive the index and the people per stage from the table, for the partitions this
+    worker owns now; returns the index's entries."""
     rt.clock_ready = False
     owned = owned_partitions(rt)
-    partitions = rt.partitions
     entries: list[tuple[int, bytes, float]] = []
     started = time.monotonic()
-    snapshot = list(rt.table.items())
-    # The agent keeps processing while this loop yields: its notes from here on win (timers.py).
+    # One instant, no await in between: stage moves from here on are logged (observe.py), the
+    # snapshot is taken, and the agent's timer notes from here on win over it (timers.py).
+    recount = observe.Recount(rt, owned)
+    snapshot = Snapshot(rt.table, rt.partitions, owned)
     rt.timer_index.snapshot_taken()
-    for n, (key, raw) in enumerate(snapshot, 1):
-        if n % _YIELD_EVERY == 0:
-            await asyncio.sleep(0)
-        # The memory store also holds standby and revoked keys: keep only what we own.
-        partition = partition_of(key, partitions)
-        if partition not in owned:
-            continue
-        due = earliest_due(state_of(raw))
-        if due is not None:
-            entries.append((partition, key, due))
+    async for batch in snapshot.batches():  # the agents run between batches
+        for partition, key, raw in batch:
+            state = state_of(raw)
+            if state is None:
+                continue
+            recount.add(partition, state.stage)
+            due = earliest_due(state)
+            if due is not None:
+                entries.append((partition, key, due))
+    recount.finish(snapshot.cut)
     count = rt.timer_index.reset(entries)
     rt.metrics.timers_pending.set(count)
     rt.clock_ready = True
@@ -86,7 +90,8 @@ async def tick(rt: Runtime) -> int:
 
 
 def install(rt: Runtime) -> None:
-    """Register the rebuild on every completed rebalance, and the periodic tick."""
+    """Register the rebuild (timer index and stage counts) on every completed rebalance, and
+    the periodic tick."""
 
     @rt.app.on_rebalance_complete.connect
     async def _rebuilt(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:

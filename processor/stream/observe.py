@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -16,7 +15,6 @@ import orjson
 from processor import topics as t
 from processor.journey.state import CustomerState
 from processor.metrics import Metrics
-from processor.stream.timers import partition_of
 
 if TYPE_CHECKING:
     from processor.journey.engine import Outcome
@@ -30,8 +28,6 @@ log = logging.getLogger(__name__)
 SAMPLE_INTERVAL_S = 1.0
 #: The status page's rates are averaged over this window (seconds), like a short `rate()`.
 RATE_WINDOW_S = 30.0
-#: Keys scanned between yields while recounting stages: heartbeats must keep flowing.
-_YIELD_EVERY = 1000
 #: Changelogs are read only to recover or follow as a standby, so their lag is not reported.
 _CHANGELOG_SUFFIX = "-changelog"
 
@@ -41,11 +37,11 @@ Move = tuple[int, str | None, str | None]
 class StageCounts:
     """People per stage, per owned partition of the customer-events topic.
 
-    A recount takes a snapshot of the table at one instant (no await in between) and scans it
-    with yields; moves that happen during the scan are logged and replayed onto the result, so
-    the counts are exact however the scan and the agent interleave. A newer recount supersedes
-    an older one still running. Moves on a partition not counted yet are ignored: its
-    recount's snapshot will include them.
+    A recount reads the table as it was at one instant (stream/scan.py), with yields; moves
+    that happen during the scan are logged and replayed onto the result, so the counts are
+    exact however the scan and the agent interleave. A newer recount supersedes an older one
+    still running. Moves on a partition not counted yet are ignored: its recount's snapshot
+    will include them.
     """
 
     def __init__(self) -> None:
@@ -183,24 +179,34 @@ def owned(rt: Runtime, tps: Iterable[Any] | None = None) -> set[int]:
     return {tp.partition for tp in source if tp.topic == t.CUSTOMER_EVENTS}
 
 
-async def recount(rt: Runtime) -> dict[str, int]:
-    """Recount people per stage from the table for the partitions this worker owns now."""
-    obs = rt.observer
-    mine = owned(rt)
-    generation = obs.stages.begin()
-    snapshot = list(rt.table.items())  # one instant: moves from here on are in the log
-    counts: dict[int, Counter[str]] = {p: Counter() for p in mine}
-    for n, (key, raw) in enumerate(snapshot, 1):
-        if n % _YIELD_EVERY == 0:
-            await asyncio.sleep(0)
-        # The memory store also holds standby and revoked keys: count only what we own.
-        partition = partition_of(key, rt.partitions)
-        stage = _stage_of(raw) if partition in mine else None
-        if stage is not None:
-            counts[partition][stage] += 1
-    if obs.stages.finish(generation, counts, mine):
-        publish_stages(rt.metrics, rt.journey.stages, obs.stages.totals())
-    return dict(obs.stages.totals())
+class Recount:
+    """People per stage counted afresh from the table, for the partitions in `mine`.
+
+    Create it right before the table's snapshot is taken, with no await in between (moves from
+    then on are logged), `add` every person the snapshot holds, then `finish`. The clock's
+    rebuild does this after every rebalance, in the same scan as the timer index (clock.py).
+    """
+
+    def __init__(self, rt: Runtime, mine: set[int]) -> None:
+        self._rt = rt
+        self._mine = mine
+        self._generation = rt.observer.stages.begin()
+        self._counts: dict[int, Counter[str]] = {p: Counter() for p in mine}
+
+    def add(self, partition: int, stage: str) -> None:
+        """Count one person of the snapshot."""
+        counts = self._counts.get(partition)
+        if counts is not None:
+            counts[stage] += 1
+
+    def finish(self, cut: Collection[int] = ()) -> bool:
+        """Install the counts unless a newer recount started; `cut`: partitions revoked before
+        the scan read them all, no longer counted. True when installed."""
+        rt, stages = self._rt, self._rt.observer.stages
+        if not stages.finish(self._generation, self._counts, self._mine - set(cut)):
+            return False
+        publish_stages(rt.metrics, rt.journey.stages, stages.totals())
+        return True
 
 
 async def sample(rt: Runtime) -> None:
@@ -239,7 +245,8 @@ async def sample(rt: Runtime) -> None:
 
 
 def install(rt: Runtime) -> None:
-    """Recount stages after every rebalance, drop lost partitions at once, sample periodically."""
+    """Drop lost partitions from the stage counts at once, sample periodically. (The stages
+    are recounted after every rebalance by the clock's rebuild: one scan of the table.)"""
     rt.metrics.expect({(s.action, s.template) for s in rt.journey.steps if s.action and s.template})
 
     @rt.app.on_partitions_assigned.connect
@@ -247,10 +254,6 @@ def install(rt: Runtime) -> None:
         # Before recovery: a partition that moved away must not be counted twice meanwhile.
         rt.observer.stages.keep_only(owned(rt, args[0]))
         publish_stages(rt.metrics, rt.journey.stages, rt.observer.stages.totals())
-
-    @rt.app.on_rebalance_complete.connect
-    async def _recount(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        await recount(rt)
 
     @rt.app.timer(interval=SAMPLE_INTERVAL_S)  # type: ignore[untyped-decorator]
     async def _sample() -> None:
