@@ -49,10 +49,10 @@ test: lint system-deps ## the default suite: unit tests and embedded-broker test
 system-deps: ## install Prometheus, Chromium and kcat for the tests (Debian packages), if missing
 	./.ci/system-deps.sh
 
-# Every broker-backed test (-m broker) under these paths, except the fault suite (test-faults).
-KAFKA_TESTS ?= tests --ignore=tests/faults
+# Every broker-backed test (-m broker) under these paths: all of them, the fault suite included.
+KAFKA_TESTS ?= tests
 
-test-kafka: setup system-deps ## every broker test but the fault suite against a real Apache Kafka (jars from Maven Central)
+test-kafka: setup system-deps ## every broker test, the fault suite included, against a real Apache Kafka (jars from Maven Central)
 	TOUCHPOINT_TEST_BROKER=kafka $(BIN)/pytest -m broker $(KAFKA_TESTS) $(PYTEST_ARGS)
 
 test-faults: setup system-deps ## the fault suite (kills, broker restart, lost state, bad input) on Apache Kafka
