@@ -132,10 +132,10 @@ class Settings(BaseSettings):
         default=500,
         ge=1,
         description=(
-            "The agents that keep tables (identity and journey) acknowledge their messages in "
-            "units of at most this many: a unit ends when it is full or when no further "
-            "message waits. At its end the unit's outputs are awaited until Kafka "
-            "acknowledged them, then each changed key's changelog record is sent once "
+            "Every agent (ingest, identity and journey) acknowledges its messages in units of "
+            "at most this many: a unit ends when it is full or when no further message waits. "
+            "At its end the unit's outputs are awaited until Kafka acknowledged them, then "
+            "each changed key's changelog record (in the agents that keep tables) is sent once "
             "(Kafka Streams' record cache), then the offsets are committed. 1 ends a unit "
             "after every message (slower; the outputs are the same)."
         ),
