@@ -420,7 +420,7 @@ def parser() -> argparse.ArgumentParser:
         "--size",
         choices=sorted(SIZES),
         default="full",
-        help="full: 1,000,000 events (~30-40 min); quick: 100,000; smoke: 2,000",
+        help="full: 1,000,000 events (~20-30 min); quick: 100,000; smoke: 2,000",
     )
     p.add_argument("--quick", dest="size", action="store_const", const="quick",
                    help="the same as --size quick")  # fmt: skip
