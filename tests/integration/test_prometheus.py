@@ -34,13 +34,11 @@ from tests.support.observability import (
     with_macros,
 )
 from tests.support.prometheus import Prometheus
-from tests.support.system_tools import require_tool
+from tests.support.system_tools import ARTIFACTS, require_tool
 from tests.support.traffic import generate
 from tests.support.worker import WorkerProcess, eventually, metric_values
 
 pytestmark = pytest.mark.broker
-
-ARTIFACTS = ROOT / "artifacts"
 
 
 def _total(text: str, name: str) -> float:
@@ -235,7 +233,7 @@ def test_the_dashboard_drawn_from_its_queries_against_a_real_prometheus(
 
     html_path = tmp_path / "dashboard.html"
     html_path.write_text(page, encoding="utf-8")
-    ARTIFACTS.mkdir(exist_ok=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "dashboard.png"
     shot.unlink(missing_ok=True)
     height = page_height(dashboard())

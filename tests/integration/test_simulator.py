@@ -241,10 +241,18 @@ def test_store_researcher_is_one_person_across_web_and_store(
             assert time.monotonic() < deadline, worker.log_tail()
             time.sleep(0.3)
         text = worker.metrics()
-    config = _config(13, mix)
-    transitions = _by_customer(
-        asyncio.run(read_json(topics_ready, t.TRANSITIONS, expect=10**9, timeout_s=3))
-    )
+        # Counted when sent; read once Kafka has it (the worker's unit delivers it shortly).
+        config = _config(13, mix)
+        while True:
+            transitions = _by_customer(
+                asyncio.run(read_json(topics_ready, t.TRANSITIONS, expect=10**9, timeout_s=3))
+            )
+            if all(
+                any(tr["to_stage"] == "purchase" for tr in transitions.get(c.who.customer_id, []))
+                for c in cast(config)
+            ):
+                break
+            assert time.monotonic() < deadline, worker.log_tail()
     for c in cast(config):
         cid = c.who.customer_id
         # The first two triggers may differ (web and store topics race, see above).

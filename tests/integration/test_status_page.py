@@ -16,13 +16,11 @@ from aiokafka.partitioner import murmur2
 
 from processor import topics as t
 from tests.support.kafka import produce
-from tests.support.observability import ROOT
-from tests.support.system_tools import require_tool
+from tests.support.system_tools import ARTIFACTS, require_tool
 from tests.support.worker import WorkerProcess, eventually, metric_values
 
 pytestmark = pytest.mark.broker
 
-ARTIFACTS = ROOT / "artifacts"
 #: The event that puts a new person in each stage, and how many people get there.
 FIRST_EVENT = {
     "awareness": ("page_view", {"url": "/"}, 2),
@@ -110,7 +108,7 @@ def test_the_status_page_shows_the_funnel_rates_and_dead_letters(
         # No external assets: nothing is loaded from anywhere but this worker.
         assert not re.search(rb"""(src|href)\s*=|@import|url\(|https?://""", page)
 
-        ARTIFACTS.mkdir(exist_ok=True)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
         shot = ARTIFACTS / "status-page.png"
         shot.unlink(missing_ok=True)
         # Virtual time lets the page's script fetch /status.json and render before the dump.

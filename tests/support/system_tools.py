@@ -5,8 +5,15 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
+
+from processor.settings import REPO_ROOT
+
+#: Where tests keep pictures worth looking at (dashboard, status page): `artifacts/`, or
+#: `TOUCHPOINT_TEST_ARTIFACTS` (CI gives suites that run side by side their own).
+ARTIFACTS = Path(os.environ.get("TOUCHPOINT_TEST_ARTIFACTS") or REPO_ROOT / "artifacts")
 
 #: `make test` installs these through .ci/system-deps.sh; by hand: apt-get install <package>.
 PACKAGE_OF = {
