@@ -87,7 +87,7 @@ class Runtime:
     #: False while a rebalance is under way or the index is being rebuilt: no ticks then.
     clock_ready: bool = False
     #: Each table's writes, released to its changelog at the end of its agent's unit, and the
-    #: units of the three agents that keep tables (stream/writes.py).
+    #: four agents' units (stream/writes.py).
     journey_writes: Coalesced = field(init=False)
     graph_writes: Coalesced = field(init=False)
     alias_writes: Coalesced = field(init=False)

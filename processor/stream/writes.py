@@ -6,12 +6,12 @@ partition on its own. Were the changelog record acknowledged and an output not, 
 leave the input recorded in the state (its `event_id` in `seen`, a link in the graph) and its
 output unsent: the replay after the restart would find nothing left to do.
 
-So the agents that keep tables work in units. Within a unit, every table change goes to the
-local store at once (every reader, and the next message of the same key, sees it), but its
-changelog record waits, coalesced per key (Kafka Streams' record cache). At the end of a unit:
+So every agent works in units. Within a unit, every table change goes to the local store at
+once (every reader, and the next message of the same key, sees it), but its changelog record
+waits, coalesced per key (Kafka Streams' record cache). At the end of a unit:
 
 1. every message sent for the unit is awaited until Kafka acknowledged it;
-2. then the changelog records are sent, and awaited in the same way;
+2. then the changelog records are sent, and awaited in the same way (ingest keeps no table);
 3. then the unit's input messages are acknowledged, for Faust to commit their offsets.
 
 A crash before step 2 ends leaves the input uncommitted, and the restarted worker rebuilds its
