@@ -10,10 +10,12 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from processor import topics as t
 from processor.journey.definition import Journey
+from processor.kafka.clients import connection_kwargs
 from processor.metrics import Metrics
 from processor.settings import Settings
 from processor.stream.fences import Fences
 from processor.stream.observe import Observer
+from processor.stream.restore import Tables
 from processor.stream.timers import TimerIndex
 from processor.stream.writes import Coalesced, Unit
 
@@ -165,7 +167,10 @@ def create_app(settings: Settings, journey: Journey, metrics: Metrics) -> Runtim
         web_bind=settings.web_host,
         web_port=settings.web_port,
         web_host=settings.web_host,
+        # Faust's table manager, whose recovery reads the changelogs in bulk first.
+        TableManager=Tables,
     )
+    app.tables.bulk_connection = connection_kwargs(settings)  # type: ignore[attr-defined]
     # This app's transport only: its consumer's fetches wait at most FETCH_MAX_WAIT_MS.
     app.transport.Consumer = _ShortFetchConsumer  # type: ignore[misc]
     raw: dict[str, Any] = {
