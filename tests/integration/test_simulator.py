@@ -240,7 +240,6 @@ def test_store_researcher_is_one_person_across_web_and_store(
         while not metric_values(worker.metrics(), "touchpoint_transitions_total").get(purchase):
             assert time.monotonic() < deadline, worker.log_tail()
             time.sleep(0.3)
-        text = worker.metrics()
         # Counted when sent; read once Kafka has it (the worker's unit delivers it shortly).
         config = _config(13, mix)
         while True:
@@ -253,6 +252,14 @@ def test_store_researcher_is_one_person_across_web_and_store(
             ):
                 break
             assert time.monotonic() < deadline, worker.log_tail()
+        # Every purchase is on Kafka; its conversion is counted in the same step as its send,
+        # moments later. (Read before, the metric missed the second customer's.)
+        while True:
+            text = worker.metrics()
+            counted = metric_values(text, "touchpoint_cross_channel_conversions_total")
+            if sum(counted.values()) >= len(cast(config)) or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
     for c in cast(config):
         cid = c.who.customer_id
         # The first two triggers may differ (web and store topics race, see above).
