@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import rocksdict
@@ -56,7 +56,10 @@ class Part:
     end: int
     offset_key: bytes
     #: The last offset applied to the database (start - 1 until a batch is written).
-    applied: int = -1
+    applied: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.applied = self.start - 1
 
     @property
     def done(self) -> bool:
@@ -103,6 +106,8 @@ async def restore(
     partition."""
     began = time.monotonic()
     total = sum(p.end - p.start for p in parts)
+    log.info("bulk restore: reading ~%s changelog records of %d partitions", f"{total:,}",
+             len(parts))  # fmt: skip
     consumer = AIOKafkaConsumer(
         **connection,
         group_id=None,
@@ -163,7 +168,10 @@ async def restore(
                 return Restored(records, now - began, False)
     finally:
         await consumer.stop()
-    return Restored(records, time.monotonic() - began, True)
+    seconds = time.monotonic() - began
+    log.info("bulk restore: %s records in %.1f s (%s/s)", f"{records:,}", seconds,
+             f"{records / max(seconds, 1e-9):,.0f}")  # fmt: skip
+    return Restored(records, seconds, True)
 
 
 class BulkRecovery(Recovery):
@@ -188,9 +196,9 @@ class BulkRecovery(Recovery):
             if not isinstance(store, RocksDBStore) or not store.use_rocksdict or start >= end:
                 continue
             db = store._db_for_partition(tp.partition)
-            part = Part(TopicPartition(tp.topic, tp.partition), db, start, end, store.offset_key)
-            part.applied = start - 1
-            parts.append(part)
+            parts.append(
+                Part(TopicPartition(tp.topic, tp.partition), db, start, end, store.offset_key)
+            )
         return parts
 
     async def _bulk(self, tps: set[TP], destination: Any) -> None:
@@ -198,28 +206,13 @@ class BulkRecovery(Recovery):
         parts = self._parts(tps, destination)
         if not parts:
             return
-        total = sum(p.end - p.start for p in parts)
-        log.info(
-            "bulk restore: reading ~%s changelog records of %d partitions",
-            f"{total:,}",
-            len(parts),
-        )
         budget = TIME_SHARE * float(self.app.conf.broker_request_timeout)
         try:
-            done = await restore(
-                self.connection, parts, budget, committed_only=self.app.in_transaction
-            )
+            await restore(self.connection, parts, budget, committed_only=self.app.in_transaction)
         finally:
             # Whatever was written is in the database with its offset: Faust goes on from there.
             for p in parts:
                 destination[TP(p.tp.topic, p.tp.partition)] = p.applied
-        log.info(
-            "bulk restore: %s records in %.1f s (%s/s)%s",
-            f"{done.records:,}",
-            done.seconds,
-            f"{done.records / max(done.seconds, 1e-9):,.0f}",
-            "" if done.complete else "; Faust's recovery reads the rest",
-        )
 
 
 class Tables(TableManager):

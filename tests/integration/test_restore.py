@@ -6,6 +6,7 @@ persisted offset where Faust's recovery looks for it, and a prefix of the log wh
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,9 @@ OFFSET_KEY = b"__faust\0offset__"  # faust.stores.rocksdb.Store.offset_key
 PARTITIONS = (0, 3)
 KEYS = 300
 ROUNDS = 4
+DELETED = len(range(0, KEYS, 5))
+#: Offsets per partition: every round of every key, then the deletions.
+END = ROUNDS * KEYS + DELETED
 
 
 def _db(path: Path) -> rocksdict.Rdict:
@@ -62,80 +66,75 @@ def _contents(db: rocksdict.Rdict) -> dict[bytes, bytes]:
     return {k: v for k, v in db.items() if k != OFFSET_KEY}
 
 
-def _parts(dbs: dict[int, rocksdict.Rdict], starts: dict[int, int], end: int) -> list[Part]:
-    parts = []
-    for p, db in dbs.items():
-        part = Part(TopicPartition(t.JOURNEY_CHANGELOG, p), db, starts[p], end, OFFSET_KEY)
-        part.applied = starts[p] - 1
-        parts.append(part)
-    return parts
+@pytest.fixture
+def dbs(tmp_path: Path) -> Iterator[dict[int, rocksdict.Rdict]]:
+    """An empty raw-mode database per partition, as Faust's store opens them."""
+    opened = {p: _db(tmp_path / f"journey-{p}.db") for p in PARTITIONS}
+    yield opened
+    for db in opened.values():
+        db.close()
+
+
+def _parts(dbs: dict[int, rocksdict.Rdict], starts: dict[int, int]) -> list[Part]:
+    return [
+        Part(TopicPartition(t.JOURNEY_CHANGELOG, p), db, starts[p], END, OFFSET_KEY)
+        for p, db in dbs.items()
+    ]
 
 
 def test_a_changelog_restored_in_bulk_holds_each_keys_last_value_and_the_offset(
-    topics_ready: str, tmp_path: Path
+    topics_ready: str, dbs: dict[int, rocksdict.Rdict]
 ) -> None:
     log = asyncio.run(_fill(topics_ready))
-    end = ROUNDS * KEYS + len(range(0, KEYS, 5))
-    dbs = {p: _db(tmp_path / f"journey-{p}.db") for p in PARTITIONS}
-    try:
-        # Partition 3 already holds its first half, as after a clean stop: the restore goes
-        # on from the persisted offset (Faust's recovery passes that start).
-        half = end // 2
-        for key, value in log[3][:half]:
-            if value is None:
-                del dbs[3][key]
-            else:
-                dbs[3][key] = value
-        dbs[3][OFFSET_KEY] = str(half - 1).encode()
-        parts = _parts(dbs, {0: 0, 3: half}, end)
+    # Partition 3 already holds its first half, as after a clean stop: the restore goes on
+    # from the persisted offset (Faust's recovery passes that start).
+    half = END // 2
+    for key, value in log[3][:half]:
+        if value is None:
+            del dbs[3][key]
+        else:
+            dbs[3][key] = value
+    dbs[3][OFFSET_KEY] = str(half - 1).encode()
+    parts = _parts(dbs, {0: 0, 3: half})
 
-        done = asyncio.run(restore({"bootstrap_servers": topics_ready}, parts, 60.0,
-                                   committed_only=False))  # fmt: skip
+    done = asyncio.run(restore({"bootstrap_servers": topics_ready}, parts, 60.0,
+                               committed_only=False))  # fmt: skip
 
-        assert done.complete
-        assert done.records == end + (end - half)
-        for p in PARTITIONS:
-            assert _contents(dbs[p]) == _expected(log[p])
-            assert len(_contents(dbs[p])) == KEYS - len(range(0, KEYS, 5))
-            assert dbs[p][OFFSET_KEY] == str(end - 1).encode()
-        assert all(part.applied == end - 1 for part in parts)
-    finally:
-        for db in dbs.values():
-            db.close()
+    assert done.complete
+    assert done.records == END + (END - half)
+    for p in PARTITIONS:
+        assert _contents(dbs[p]) == _expected(log[p])
+        assert len(_contents(dbs[p])) == KEYS - DELETED
+        assert dbs[p][OFFSET_KEY] == str(END - 1).encode()
+    assert all(part.applied == END - 1 for part in parts)
 
 
 def test_a_restore_out_of_time_leaves_a_prefix_with_its_offset_and_goes_on_from_there(
-    topics_ready: str, tmp_path: Path
+    topics_ready: str, dbs: dict[int, rocksdict.Rdict]
 ) -> None:
     log = asyncio.run(_fill(topics_ready))
-    end = ROUNDS * KEYS + len(range(0, KEYS, 5))
-    dbs = {p: _db(tmp_path / f"journey-{p}.db") for p in PARTITIONS}
     connection = {"bootstrap_servers": topics_ready}
-    try:
-        parts = _parts(dbs, {0: 0, 3: 0}, end)
+    parts = _parts(dbs, {0: 0, 3: 0})
 
-        # No time at all, and small fetches: it stops after the first fetch.
-        done = asyncio.run(restore(connection, parts, 0.0, committed_only=False,
-                                   fetch_bytes=2048))  # fmt: skip
+    # No time at all, and small fetches: it stops after the first fetch.
+    done = asyncio.run(restore(connection, parts, 0.0, committed_only=False,
+                               fetch_bytes=2048))  # fmt: skip
 
-        assert not done.complete
-        assert 0 < done.records < 2 * end
-        applied = {p: part.applied for part, p in zip(parts, PARTITIONS, strict=True)}
-        assert any(0 <= a < end - 1 for a in applied.values()), applied
-        for p, a in applied.items():
-            # Whatever was applied is the log up to `applied`, recorded as the offset.
-            assert _contents(dbs[p]) == _expected(log[p][: a + 1])
-            assert dbs[p].get(OFFSET_KEY) == (None if a < 0 else str(a).encode())
+    assert not done.complete
+    assert 0 < done.records < 2 * END
+    applied = {p: part.applied for part, p in zip(parts, PARTITIONS, strict=True)}
+    assert any(0 <= a < END - 1 for a in applied.values()), applied
+    for p, a in applied.items():
+        # Whatever was applied is the log up to `applied`, recorded as the offset.
+        assert _contents(dbs[p]) == _expected(log[p][: a + 1])
+        assert dbs[p].get(OFFSET_KEY) == (None if a < 0 else str(a).encode())
 
-        # Faust's recovery would go on from the recorded offsets; so does a second restore.
-        rest = _parts(dbs, {p: a + 1 for p, a in applied.items()}, end)
-        again = asyncio.run(restore(connection, rest, 60.0, committed_only=False))
+    # Faust's recovery would go on from the recorded offsets; so does a second restore.
+    rest = _parts(dbs, {p: a + 1 for p, a in applied.items()})
+    again = asyncio.run(restore(connection, rest, 60.0, committed_only=False))
 
-        assert again.complete
-        assert done.records + again.records == 2 * end
-        for p in PARTITIONS:
-            assert _contents(dbs[p]) == _expected(log[p])
-            assert dbs[p][OFFSET_KEY] == str(end - 1).encode()
-    finally:
-        for db in dbs.values():
-            db.close()
+    assert again.complete
+    assert done.records + again.records == 2 * END
+    for p in PARTITIONS:
+        assert _contents(dbs[p]) == _expected(log[p])
+        assert dbs[p][OFFSET_KEY] == str(END - 1).encode()
