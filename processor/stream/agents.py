@@ -1,7 +1,8 @@
 """The agents: thin adapters from Kafka messages to the pure cores and back.
 
-ingest (inbound topics) → identity-links (one partition: the graph) or identity-routes (by
-identifier: the aliases) or straight to customer-events (by person) → journey (the state).
+ingest (inbound topics) → straight to customer-events (by person: an event with a customer id;
+its other identifiers, if any, go to identity-links as a `link`) or identity-links (one
+partition: the graph) or identity-routes (by identifier: the aliases) → journey (the state).
 """
 
 from __future__ import annotations

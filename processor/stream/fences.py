@@ -6,11 +6,14 @@ new person from an identifier of the erased one, and something about them would 
 after the receipt.
 
 So for `erasure_fence_s` after an erasure, the two places where a person can start keep a
-fence: the link agent (for events with several identifiers, which would re-link the graph) and
-the journey agent (for everything else, at every key the person had). An event that carries a
-fenced name and *occurred at or before* the erasure request is dropped and counted
-(`erased_events_dropped_total`); nothing is emitted for it. An event that occurred after the
-request is a new person, as it should be.
+fence: the link agent (for links, which would re-link the graph, and the events with several
+identifiers and no customer id that it routes) and the journey agent (for everything else, at
+every key the person had). An event that carries a fenced name and *occurred at or before* the
+erasure request is dropped and counted (`erased_events_dropped_total`); nothing is emitted for
+it. An event that occurred after the request is a new person, as it should be. An event with a
+customer id goes to that customer's key whatever the graph says, so the journey agent's fence
+decides on it; the link agent drops its link if fenced, uncounted. (An event of another
+customer that carries an erased identifier is that customer's own: only its link is dropped.)
 
 A fence holds no identifier: it stores the first 128 bits of the SHA-256 of the name, and the
 request and expiry times. Fences live in the agent's own changelogged table, so they survive

@@ -3,9 +3,12 @@
 Why this is correct when links and events race (a `login` linking a cookie to an account on
 touchpoints.web, and a `cart_add` of the same cookie on another partition):
 
-1. Only the link agent changes the graph, and it sees every linking event and erase command in
-   one order (one partition). The grouping it computes depends on the set of links only
+1. Only the link agent changes the graph, and it sees every link and erase command in one order
+   (one partition). The grouping it computes depends on the set of links only
    (processor/identity/graph.py), so any order of arrival ends in the same persons and keys.
+   An event with a customer id belongs to that customer whatever the graph says, so it goes to
+   them straight from ingest and only its identity (a `link`) comes here; it may then reach
+   its person before the merges its link causes, which point 3 allows for.
 2. When a link moves an identifier to another person, the link agent tells the identifier's
    route partition (an `alias` message). The route agent records the alias and only then sends
    a `merge` to the old key's customer partition. Every event of that identifier that was
@@ -62,7 +65,9 @@ async def _apply(
 
 
 async def handle_link(rt: Runtime, value: bytes, partition: int) -> None:
-    """A linking event or an erase command: update the graph, then pass it on by person."""
+    """A linking event or an erase command: update the graph, then pass it on by person. A
+    `link` (the identity of an event with a customer id, whose event went to its person from
+    ingest) only updates the graph."""
     kind, label, payload, src = unpack(value)
     now = datetime.now(UTC)
     fences = rt.graph_fences
@@ -78,10 +83,13 @@ async def handle_link(rt: Runtime, value: bytes, partition: int) -> None:
         occurred = str(payload["occurred_at"])
         if fenced and fences.blocks(partition, nodes, datetime.fromisoformat(occurred)):
             # It happened before its person was erased: linking it would bring them back.
-            count_dropped(rt.metrics, IDENTITY, label)
+            if kind == "event":  # (a link's event meets the journey agent's fence)
+                count_dropped(rt.metrics, IDENTITY, label)
             return
         change = graph.link(_lookup(rt), nodes)
         await _apply(rt, change, src)
+        if kind == "link":
+            return
     await send(rt.customer_events, change.canonical.encode(), value)
 
 

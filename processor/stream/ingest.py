@@ -18,10 +18,13 @@ async def handle_inbound(rt: Runtime, message: Any) -> None:
     """One inbound message ends in exactly one place: routed onwards, or a dead letter.
 
     Routing: an event with two or more identifiers, and every erase command, may change who is
-    who, so it goes to the identity-links topic (one partition, one writer of the graph). An
-    event whose only identifier is a customer id needs no look-up: a customer id is always its
-    own person. Any other single identifier goes to its identity-routes partition, which knows
-    which person it belongs to now.
+    who, so the identity-links topic (one partition, one writer of the graph) sees it. A
+    customer id is always its own person, so an event that carries one needs no look-up: it goes
+    straight to its person on customer-events, and if it carries other identifiers too, a `link`
+    message with just its identity goes to identity-links for the graph. Only an event with
+    several identifiers and no customer id waits for the link agent to name its person. Any
+    other single identifier goes to its identity-routes partition, which knows which person it
+    belongs to now.
     """
     src = deadletters.source_of(message)
     label = deadletters.label_of(src.topic)
@@ -45,9 +48,13 @@ async def handle_inbound(rt: Runtime, message: Any) -> None:
     rt.metrics.events_received.labels(label, result.type.value).inc()
     nodes = nodes_of(result.identity)
     value = pack("event", payload, label, src)
-    if len(nodes) > 1:
+    customer = next((node for node in nodes if is_anchor(node)), None)
+    if customer is not None:
+        await send(rt.customer_events, key_of(customer).encode(), value)
+        if len(nodes) > 1:
+            link = {"identity": payload["identity"], "occurred_at": payload["occurred_at"]}
+            await send(rt.identity_links, nodes[0].encode(), pack("link", link, label, src))
+    elif len(nodes) > 1:
         await send(rt.identity_links, nodes[0].encode(), value)
-    elif is_anchor(nodes[0]):
-        await send(rt.customer_events, key_of(nodes[0]).encode(), value)
     else:
         await send(rt.identity_routes, nodes[0].encode(), value)

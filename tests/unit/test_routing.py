@@ -1,0 +1,126 @@
+"""Where ingest sends a valid event, and what the link agent passes on (stream/ingest.py,
+stream/identity.py), on stand-ins for the topics and the graph table."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import pytest
+
+from processor.metrics import Metrics
+from processor.settings import Settings
+from processor.stream.envelope import unpack
+from processor.stream.fences import Fences
+from processor.stream.identity import handle_link
+from processor.stream.ingest import handle_inbound
+from processor.stream.writes import Coalesced
+
+Sent = tuple[str, bytes | None, bytes]
+
+
+class Topic:
+    """Records what is sent to it, in one list shared by all topics."""
+
+    def __init__(self, name: str, log: list[Sent]) -> None:
+        self.name, self.log = name, log
+
+    async def send(self, *, key: bytes | None, value: bytes) -> asyncio.Future[None]:
+        self.log.append((self.name, key, value))
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        fut.set_result(None)
+        return fut
+
+
+class Table:
+    def __init__(self) -> None:
+        self.data: dict[bytes, bytes] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.data.get(key)
+
+
+def _runtime(log: list[Sent]) -> Any:
+    graph = Table()
+    graph_writes = Coalesced(graph, partition_of=lambda: 0)
+    names = ("customer_events", "identity_links", "identity_routes", "deadletter")
+    return SimpleNamespace(
+        settings=Settings(),
+        metrics=Metrics.create(),
+        graph=graph,
+        graph_writes=graph_writes,
+        graph_fences=Fences(graph_writes, 3600),
+        **{name: Topic(name, log) for name in names},
+    )
+
+
+def _message(identity: dict[str, str]) -> Any:
+    event = {
+        "event_id": "e-1",
+        "type": "login",
+        "channel": "web",
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "identity": identity,
+        "context": {"timezone": "Europe/Berlin", "locale": "de-DE"},
+        "properties": {},
+    }
+    return SimpleNamespace(
+        topic="touchpoints.web", partition=2, offset=7, key=b"k", timestamp=None,
+        value=orjson.dumps(event),
+    )  # fmt: skip
+
+
+def _routed(identity: dict[str, str]) -> list[tuple[str, bytes | None, str]]:
+    """(topic, key, envelope kind) of everything ingest sends for one event of `identity`."""
+    log: list[Sent] = []
+    asyncio.run(handle_inbound(_runtime(log), _message(identity)))
+    return [(topic, key, unpack(value)[0]) for topic, key, value in log]
+
+
+@pytest.mark.parametrize(
+    ("identity", "want"),
+    [
+        # A customer id is its own person: straight there, and the other identifiers' link
+        # (only the identity) to the graph.
+        (
+            {"customer_id": "C-1", "anonymous_id": "ck-1"},
+            [("customer_events", b"C-1", "event"), ("identity_links", b"c:C-1", "link")],
+        ),
+        ({"customer_id": "C-1"}, [("customer_events", b"C-1", "event")]),
+        # Several identifiers and no customer id: the link agent names the person.
+        (
+            {"email": "ana@example.com", "anonymous_id": "ck-1"},
+            [("identity_links", b"e:ana@example.com", "event")],
+        ),
+        ({"anonymous_id": "ck-1"}, [("identity_routes", b"a:ck-1", "event")]),
+    ],
+)
+def test_ingest_sends_an_event_with_a_customer_id_to_that_customer(
+    identity: dict[str, str], want: list[tuple[str, bytes, str]]
+) -> None:
+    assert _routed(identity) == want
+
+
+def test_a_link_updates_the_graph_and_passes_no_event_on() -> None:
+    log: list[Sent] = []
+    rt = _runtime(log)
+    asyncio.run(handle_inbound(rt, _message({"customer_id": "C-1", "anonymous_id": "ck-1"})))
+    (_, _, link), = [s for s in log if s[0] == "identity_links"]  # fmt: skip
+    assert set(unpack(link)[2]) == {"identity", "occurred_at"}
+    log.clear()
+    asyncio.run(handle_link(rt, link, 0))
+    # The cookie now belongs to C-1: its route partition learns it; the event is not sent again.
+    assert [(topic, key) for topic, key, _ in log] == [("identity_routes", b"a:ck-1")]
+    assert unpack(log[0][2])[2] == {"node": "a:ck-1", "old": "anon:ck-1", "new": "C-1"}
+    assert orjson.loads(rt.graph.data[b"a:ck-1"])["c"] == "C-1"
+    # The same identity as an event of its own (no customer id in it) would be passed on.
+    event = _message({"email": "ana@example.com", "anonymous_id": "ck-1"})
+    log.clear()
+    asyncio.run(handle_inbound(rt, event))
+    (_, _, routed), = log  # fmt: skip
+    log.clear()
+    asyncio.run(handle_link(rt, routed, 0))
+    assert ("customer_events", b"C-1") in [(topic, key) for topic, key, _ in log]
