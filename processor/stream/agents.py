@@ -3,14 +3,18 @@
 ingest (inbound topics) → straight to customer-events (by person: an event with a customer id;
 its other identifiers, if any, go to identity-links as a `link`) or identity-links (one
 partition: the graph) or identity-routes (by identifier: the aliases) → journey (the state).
+
+What an agent sends to the three internal topics travels in bundles, one record per partition
+per unit (stream/bundles.py); each agent handles a bundle's messages one by one, in order.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
-from processor.stream import deadletters, observe
+from processor.stream import bundles, deadletters, observe
 from processor.stream.app import Runtime
 from processor.stream.identity import handle_link, handle_route
 from processor.stream.ingest import handle_inbound
@@ -19,8 +23,11 @@ from processor.stream.journey import handle_customer
 log = logging.getLogger(__name__)
 
 
-async def _contained(rt: Runtime, stage: str, message: Any, label: str, work: Any) -> None:
-    """Run `work`; if it raises (a bug), dead-letter the message instead of losing it.
+async def _contained(
+    rt: Runtime, stage: str, message: Any, value: bytes | None, label: str, work: Any
+) -> None:
+    """Run `work` on `value` (the message's, or one of its bundle's); if it raises (a bug),
+    dead-letter that value instead of losing it.
 
     Faust acks and commits a message whose handler raised (faust-pitfalls #2), and a raising
     agent would stop its partition; neither may happen to a valid message.
@@ -32,7 +39,21 @@ async def _contained(rt: Runtime, stage: str, message: Any, label: str, work: An
                       message.offset)  # fmt: skip
         rt.metrics.processing_errors.labels(stage).inc()
         src = deadletters.source_of(message)
-        await deadletters.send(rt, deadletters.internal(exc), message.value, src, label)
+        await deadletters.send(rt, deadletters.internal(exc), value, src, label)
+
+
+async def _unbundled(rt: Runtime, stage: str, message: Any) -> Sequence[tuple[bytes | None, bytes]]:
+    """The messages an internal record carries (stream/bundles.py). A bundle that cannot be
+    read (a bug) is dead-lettered whole, as `_contained` does with a message."""
+    try:
+        return bundles.messages(message.key, message.value)
+    except ValueError as exc:
+        log.error("%s: unreadable bundle at %s[%s]@%s: %s", stage, message.topic,
+                  message.partition, message.offset, exc)  # fmt: skip
+        rt.metrics.processing_errors.labels(stage).inc()
+        src = deadletters.source_of(message)
+        await deadletters.send(rt, deadletters.internal(exc), message.value, src, stage)
+        return ()
 
 
 def install(rt: Runtime) -> None:
@@ -42,26 +63,30 @@ def install(rt: Runtime) -> None:
     async def ingest(stream: Any) -> None:
         async for event in rt.ingest_unit.events(stream):
             m = event.message
-            await _contained(rt, "ingest", m, deadletters.label_of(m.topic), handle_inbound(rt, m))
+            label = deadletters.label_of(m.topic)
+            await _contained(rt, "ingest", m, m.value, label, handle_inbound(rt, m))
 
     @rt.app.agent(rt.identity_links, name="identity-links")
     async def links(stream: Any) -> None:
         async for event in rt.links_unit.events(stream):
             m = event.message
-            work = handle_link(rt, event.value, m.partition)
-            await _contained(rt, "identity", m, "identity", work)
+            for _, value in await _unbundled(rt, "identity", m):
+                work = handle_link(rt, value, m.partition)
+                await _contained(rt, "identity", m, value, "identity", work)
 
     @rt.app.agent(rt.identity_routes, name="identity-routes")
     async def routes(stream: Any) -> None:
         async for event in rt.routes_unit.events(stream):
             m = event.message
-            await _contained(
-                rt, "identity", m, "identity", handle_route(rt, event.key, event.value)
-            )
+            for key, value in await _unbundled(rt, "identity", m):
+                work = handle_route(rt, key or b"", value)
+                await _contained(rt, "identity", m, value, "identity", work)
 
     @rt.app.agent(rt.customer_events, name="journey")
     async def journey(stream: Any) -> None:
         async for event in rt.journey_unit.events(stream):
-            await handle_customer(rt, event.key, event.value, event.message.partition)
+            m = event.message
+            for key, value in await _unbundled(rt, "journey", m):
+                await handle_customer(rt, key or b"", value, m.partition)
 
     observe.install(rt)

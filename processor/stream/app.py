@@ -14,6 +14,7 @@ from processor.journey.definition import Journey
 from processor.kafka.clients import connection_kwargs
 from processor.metrics import Metrics
 from processor.settings import Settings
+from processor.stream import writes
 from processor.stream.fences import Fences
 from processor.stream.observe import Observer
 from processor.stream.restore import Tables
@@ -224,7 +225,7 @@ def create_app(settings: Settings, journey: Journey, metrics: Metrics) -> Runtim
             name, partitions=specs[source].partitions, key_type=bytes, value_type=bytes
         )
 
-    return Runtime(
+    rt = Runtime(
         identity_links=source(t.IDENTITY_LINKS),
         identity_routes=source(t.IDENTITY_ROUTES),
         graph=bytes_table(t.GRAPH_TABLE, t.IDENTITY_LINKS),
@@ -241,3 +242,11 @@ def create_app(settings: Settings, journey: Journey, metrics: Metrics) -> Runtim
         table=bytes_table(t.JOURNEY_TABLE, t.CUSTOMER_EVENTS),
         partitions=specs[t.CUSTOMER_EVENTS].partitions,
     )
+    # What the agents send to the internal topics travels in bundles (stream/bundles.py).
+    for topic, name in (
+        (rt.customer_events, t.CUSTOMER_EVENTS),
+        (rt.identity_links, t.IDENTITY_LINKS),
+        (rt.identity_routes, t.IDENTITY_ROUTES),
+    ):
+        writes.bundle(topic, specs[name].partitions)
+    return rt

@@ -14,6 +14,10 @@ waits, coalesced per key (Kafka Streams' record cache). At the end of a unit:
 2. then the changelog records are sent, and awaited in the same way (ingest keeps no table);
 3. then the unit's input messages are acknowledged, for Faust to commit their offsets.
 
+What an agent sends to an internal topic marked with `bundle()` waits for the unit's end too,
+packed per destination partition in the order sent (stream/bundles.py), and goes out in step 1
+as one record per partition.
+
 A crash before step 2 ends leaves the input uncommitted, and the restarted worker rebuilds its
 tables from the changelogs (stream/worker.py) and processes it again: the outputs come again,
 with the same `action_id`s. An input whose change a changelog holds had its outputs
@@ -30,7 +34,10 @@ from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
 from typing import Any
 
+from aiokafka.partitioner import DefaultPartitioner
 from faust.streams import current_event
+
+from processor.stream import bundles
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +49,32 @@ EXIT_SEND_FAILED = 75
 
 _unit: ContextVar[Unit | None] = ContextVar("unit of work", default=None)
 _units: list[Unit] = []
+#: id(topic) -> the topic's partition count, for the topics whose messages units bundle.
+_bundled: dict[int, int] = {}
+_partitioner = DefaultPartitioner()
+
+
+def bundle(topic: Any, partitions: int) -> None:
+    """Inside units, send `topic`'s keyed messages in bundles (its consumers must unpack them:
+    `bundles.messages`). `partitions` must be the topic's partition count."""
+    _bundled[id(topic)] = partitions
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition the producer would choose for `key` (Kafka's murmur2 partitioner)."""
+    return int(_partitioner(key, range(partitions), None))
 
 
 async def send(topic: Any, key: bytes | None, value: bytes) -> None:
-    """Send one message; inside a unit, the unit's end waits until Kafka acknowledged it."""
-    delivered = await topic.send(key=key, value=value)
+    """Send one message; inside a unit, the unit's end waits until Kafka acknowledged it (and
+    sends it then, in a bundle, if the topic is bundled)."""
     unit = _unit.get()
+    if unit is not None and key is not None:
+        partitions = _bundled.get(id(topic))
+        if partitions is not None:
+            unit.bundle(topic, partition_of(key, partitions), key, value)
+            return
+    delivered = await topic.send(key=key, value=value)
     if unit is not None:
         unit.sends.append(delivered)
 
@@ -143,6 +170,9 @@ class Unit:
         self._max = max_messages
         #: Delivery futures of the messages sent for the unit.
         self.sends: list[Any] = []
+        #: Bundles to send at the unit's end, in the order begun; the open one per partition.
+        self._bundles: list[tuple[Any, int, bundles.Builder]] = []
+        self._open: dict[tuple[int, int], bundles.Builder] = {}
         self._taken: list[Any] = []
         self._stream: Any = None
         self._lock = asyncio.Lock()
@@ -158,7 +188,16 @@ class Unit:
     def in_hand(self) -> bool:
         """Messages taken, sent or written and not yet made durable?"""
         writes = self._writes.pending if self._writes is not None else 0
-        return bool(self._taken or self.sends or writes)
+        return bool(self._taken or self.sends or self._bundles or writes)
+
+    def bundle(self, topic: Any, partition: int, key: bytes, value: bytes) -> None:
+        """Add one message to the unit's bundle for `partition` of `topic`."""
+        slot = (id(topic), partition)
+        builder = self._open.get(slot)
+        if builder is None or not builder.fits(key, value):
+            builder = self._open[slot] = bundles.Builder()
+            self._bundles.append((topic, partition, builder))
+        builder.add(key, value)
 
     async def events(self, stream: Any) -> AsyncIterator[Any]:
         """The stream's events, each acknowledged only when the unit it belongs to has ended."""
@@ -188,6 +227,11 @@ class Unit:
                 self._timer.cancel()
                 self._timer = None
             try:
+                pending, self._bundles = self._bundles, []
+                self._open.clear()
+                for topic, partition, builder in pending:
+                    value = builder.value()
+                    self.sends.append(await topic.send(key=None, value=value, partition=partition))
                 sends, self.sends = self.sends, []
                 for delivered in sends:  # the outputs first,
                     await delivered

@@ -25,6 +25,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from processor import topics as t
 from processor.journey.engine import action_id
+from processor.stream import bundles
 from tests.support.kafka import read_all
 from tests.support.traffic import midday_zone
 from tests.support.worker import WorkerProcess
@@ -396,9 +397,9 @@ def wait_progress(bootstrap: str, *, timeout_s: float) -> float:
     raise AssertionError(f"the workers committed no progress within {timeout_s} s")
 
 
-def lag(bootstrap: str) -> int:
-    """Messages the worker group has not yet committed on the topics it consumes."""
-    return asyncio.run(_lag(bootstrap, t.APP_ID, CONSUMED))[0]
+def lag(bootstrap: str, topics: Iterable[str] = CONSUMED) -> int:
+    """Records the worker group has not yet committed on `topics` (all that it consumes)."""
+    return asyncio.run(_lag(bootstrap, t.APP_ID, topics))[0]
 
 
 def wait_settled(bootstrap: str, *, timeout_s: float, quiet_s: float = 4.0) -> float:
@@ -523,8 +524,11 @@ async def read_outputs(bootstrap: str, *, committed_only: bool = False) -> Outpu
         )
     routed = sum(
         1
-        for *_, value in await read_all(bootstrap, t.CUSTOMER_EVENTS, committed_only=committed_only)
-        if value is not None and value.startswith(b'{"kind":"event"')
+        for *_, key, record in await read_all(
+            bootstrap, t.CUSTOMER_EVENTS, committed_only=committed_only
+        )
+        for _, value in bundles.messages(key, record)
+        if value.startswith(b'{"kind":"event"')
     )
     return Outputs(states, actions, transitions, letters, routed, info)
 

@@ -7,7 +7,9 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from processor.stream import writes
+import pytest
+
+from processor.stream import bundles, writes
 from processor.stream.writes import Coalesced, Unit, send
 
 Record = tuple[int, bytes, bytes | None]
@@ -234,3 +236,95 @@ def test_a_unit_without_a_table_acks_after_its_outputs_and_needs_no_rebuild() ->
 
     log = asyncio.run(main())
     assert log == [("delivered", b"routed0"), ("delivered", b"routed1"), ("ack", 0), ("ack", 1)]
+
+
+class PartitionedTopic(Topic):
+    """A topic whose records carry the partition the sender chose."""
+
+    async def send(  # type: ignore[override]
+        self, key: bytes | None, value: bytes, partition: int | None = None
+    ) -> asyncio.Future[None]:
+        self.log.append(("sent", partition, value))
+        return await super().send(key, value)
+
+
+def test_a_unit_sends_a_bundled_topic_as_one_record_per_partition_in_order() -> None:
+    keys = [b"C-%d" % n for n in range(40)]
+    partition_of = {key: writes.partition_of(key, 4) for key in keys}
+
+    async def main() -> tuple[list[Any], bool]:
+        log: list[Any] = []
+        stream, topic, other = Stream(log), PartitionedTopic(log), Topic(log)
+        writes.bundle(topic, 4)
+        unit = Unit("test", None, max_messages=100)
+        in_hand = []
+
+        async def agent() -> None:
+            async for event in unit.events(stream):
+                key = keys[event.n]
+                await send(topic, key, b"%s:%d" % (key, event.n))
+                await send(other, key, b"plain%d" % event.n)  # not bundled: sent at once
+                in_hand.append(unit.in_hand)
+
+        for n in range(len(keys)):
+            stream.queue.put_nowait(Event(n))
+        task = asyncio.create_task(agent())
+        await _until(lambda: len(topic.pending) >= 1 and len(other.pending) == len(keys))
+        topic.deliver()
+        other.deliver()
+        await _until(lambda: ("ack", len(keys) - 1) in log)
+        task.cancel()
+        return log, all(in_hand)
+
+    log, in_hand = asyncio.run(main())
+    assert in_hand
+    records = [(partition, value) for kind, partition, value in
+               (e for e in log if e[0] == "sent")]  # fmt: skip
+    # One record per partition that got messages, each a bundle of its messages in order.
+    assert sorted(p for p, _ in records) == sorted(set(partition_of.values()))
+    for partition, value in records:
+        assert bundles.is_bundle(value)
+        got = bundles.unpack(value)
+        want = [(k, b"%s:%d" % (k, n)) for n, k in enumerate(keys) if partition_of[k] == partition]
+        assert got == want
+    # Every bundle is delivered before any input is acknowledged.
+    first_ack = next(i for i, e in enumerate(log) if e[0] == "ack")
+    assert sum(1 for e in log[:first_ack] if e[0] == "delivered") == len(records) + len(keys)
+
+
+def test_a_bundle_that_would_grow_past_its_limit_starts_another(monkeypatch: Any) -> None:
+    monkeypatch.setattr(bundles, "MAX_BYTES", 100)
+    unit = Unit("test", None, max_messages=10)
+    topic = object()
+    for n in range(6):
+        unit.bundle(topic, 0, b"k", b"%030d" % n)  # 8 + 1 + 30 bytes each: two per bundle
+    unit.bundle(topic, 1, b"k", b"x" * 500)  # larger than the limit: a bundle of its own
+    sizes = [(p, len(bundles.unpack(b.value()))) for _, p, b in unit._bundles]
+    assert sizes == [(0, 2), (0, 2), (0, 2), (1, 1)]
+    values = [v for _, p, b in unit._bundles if p == 0 for _, v in bundles.unpack(b.value())]
+    assert values == [b"%030d" % n for n in range(6)]
+
+
+def test_bundles_round_trip_and_tell_themselves_from_single_messages() -> None:
+    messages = [(b"C-1", b'{"kind":"event"}'), (b"", b""), (b"\x00\xff", bytes(range(256)))]
+    value = bundles.pack(messages)
+    assert bundles.is_bundle(value)
+    assert bundles.unpack(value) == messages
+    assert bundles.messages(b"ignored", value) == messages
+    assert bundles.messages(b"C-2", b'{"kind":"event"}') == [(b"C-2", b'{"kind":"event"}')]
+    assert bundles.messages(b"C-2", None) == []
+    for cut in (1, 4, 200, len(value) - len(bundles.MAGIC) - 2):
+        with pytest.raises(ValueError, match="truncated"):
+            bundles.unpack(value[:-cut])
+
+
+def test_partition_of_is_the_producers_choice() -> None:
+    from aiokafka.partitioner import DefaultPartitioner
+
+    choose = DefaultPartitioner()
+    for n in range(200):
+        key = b"C-%d" % n
+        assert writes.partition_of(key, 8) == choose(key, list(range(8)), [0])
+    # What the Java client's partitioner gives (Utils.toPositive(Utils.murmur2(key)) % 8,
+    # kafka-clients 4.1.2), so other producers of these keys agree.
+    assert [writes.partition_of(k, 8) for k in (b"C-1", b"C-2", b"anon:ck-1")] == [7, 2, 7]
