@@ -35,11 +35,7 @@ async def _contained(
     try:
         await work
     except Exception as exc:
-        log.exception("%s failed for %s[%s]@%s", stage, message.topic, message.partition,
-                      message.offset)  # fmt: skip
-        rt.metrics.processing_errors.labels(stage).inc()
-        src = deadletters.source_of(message)
-        await deadletters.send(rt, deadletters.internal(exc), value, src, label)
+        await _failed(rt, stage, message, value, label, exc)
 
 
 async def _unbundled(rt: Runtime, stage: str, message: Any) -> Sequence[tuple[bytes | None, bytes]]:
@@ -48,12 +44,19 @@ async def _unbundled(rt: Runtime, stage: str, message: Any) -> Sequence[tuple[by
     try:
         return bundles.messages(message.key, message.value)
     except ValueError as exc:
-        log.error("%s: unreadable bundle at %s[%s]@%s: %s", stage, message.topic,
-                  message.partition, message.offset, exc)  # fmt: skip
-        rt.metrics.processing_errors.labels(stage).inc()
-        src = deadletters.source_of(message)
-        await deadletters.send(rt, deadletters.internal(exc), message.value, src, stage)
+        await _failed(rt, stage, message, message.value, stage, exc)
         return ()
+
+
+async def _failed(
+    rt: Runtime, stage: str, message: Any, value: bytes | None, label: str, exc: Exception
+) -> None:
+    """Log and count a processing error, and dead-letter `value` with the message's source."""
+    log.error("%s failed for %s[%s]@%s", stage, message.topic, message.partition,
+              message.offset, exc_info=exc)  # fmt: skip
+    rt.metrics.processing_errors.labels(stage).inc()
+    src = deadletters.source_of(message)
+    await deadletters.send(rt, deadletters.internal(exc), value, src, label)
 
 
 def install(rt: Runtime) -> None:

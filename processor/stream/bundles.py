@@ -33,22 +33,20 @@ def is_bundle(value: bytes | None) -> bool:
 class Builder:
     """The messages bound for one partition, packed as they come."""
 
-    __slots__ = ("_parts", "count", "size")
+    __slots__ = ("_parts", "size")
 
     def __init__(self) -> None:
         self._parts: list[bytes] = [MAGIC]
         self.size = len(MAGIC)
-        self.count = 0
 
     def fits(self, key: bytes, value: bytes) -> bool:
         """Would adding this message keep the bundle within `MAX_BYTES` (or is it empty)?"""
-        return self.count == 0 or self.size + 8 + len(key) + len(value) <= MAX_BYTES
+        return len(self._parts) == 1 or self.size + 8 + len(key) + len(value) <= MAX_BYTES
 
     def add(self, key: bytes, value: bytes) -> None:
         """Append one message."""
         self._parts += (_LEN.pack(len(key)), key, _LEN.pack(len(value)), value)
         self.size += 8 + len(key) + len(value)
-        self.count += 1
 
     def value(self) -> bytes:
         """The bundle record's value."""
@@ -88,6 +86,4 @@ def messages(key: bytes | None, value: bytes | None) -> Sequence[tuple[bytes | N
     """The messages a consumed record carries: a bundle's, or the record itself."""
     if value is None:
         return []
-    if value.startswith(MAGIC):
-        return unpack(value)
-    return [(key, value)]
+    return unpack(value) if is_bundle(value) else [(key, value)]

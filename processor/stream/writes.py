@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import weakref
 from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
 from typing import Any
@@ -49,15 +50,15 @@ EXIT_SEND_FAILED = 75
 
 _unit: ContextVar[Unit | None] = ContextVar("unit of work", default=None)
 _units: list[Unit] = []
-#: id(topic) -> the topic's partition count, for the topics whose messages units bundle.
-_bundled: dict[int, int] = {}
+#: topic -> its partition count, for the topics whose messages units bundle.
+_bundled: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 _partitioner = DefaultPartitioner()
 
 
 def bundle(topic: Any, partitions: int) -> None:
     """Inside units, send `topic`'s keyed messages in bundles (its consumers must unpack them:
     `bundles.messages`). `partitions` must be the topic's partition count."""
-    _bundled[id(topic)] = partitions
+    _bundled[topic] = partitions
 
 
 def partition_of(key: bytes, partitions: int) -> int:
@@ -70,7 +71,7 @@ async def send(topic: Any, key: bytes | None, value: bytes) -> None:
     sends it then, in a bundle, if the topic is bundled)."""
     unit = _unit.get()
     if unit is not None and key is not None:
-        partitions = _bundled.get(id(topic))
+        partitions = _bundled.get(topic)
         if partitions is not None:
             unit.bundle(topic, partition_of(key, partitions), key, value)
             return
