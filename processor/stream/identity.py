@@ -39,7 +39,7 @@ IDENTITY = "identity"
 
 def _lookup(rt: Runtime) -> graph.Lookup:
     def get(node: str) -> graph.NodeRecord | None:
-        raw = rt.graph.get(node.encode())
+        raw = rt.graph_writes.get(node.encode())
         return None if raw is None else graph.NodeRecord.from_json(orjson.loads(raw))
 
     return get
@@ -98,7 +98,7 @@ async def handle_route(rt: Runtime, key: bytes, value: bytes) -> None:
     kind, _, payload, src = unpack(value)
     node = key.decode()
     if kind != "alias":
-        alias = rt.aliases.get(key)
+        alias = rt.alias_writes.get(key)
         target = alias if alias is not None else graph.key_of(node).encode()
         await send(rt.customer_events, target, value)
         return

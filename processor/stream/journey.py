@@ -101,7 +101,7 @@ async def handle_customer(rt: Runtime, key_raw: bytes, value: bytes, partition: 
             if rt.fences.blocks(partition, (key,), occurred):
                 fences.count_dropped(rt.metrics, "journey", label)
                 return
-        held = held_at(rt.table.get(key_raw))
+        held = held_at(rt.journey_writes.get(key_raw))
         if isinstance(held, str) and kind in ("event", "absorb", "control"):
             # This key's person now lives at `held`: follow them (a late or replayed message).
             await send(rt.customer_events, held.encode(), value)
@@ -109,7 +109,7 @@ async def handle_customer(rt: Runtime, key_raw: bytes, value: bytes, partition: 
         state = held if isinstance(held, CustomerState) else None
         if kind == "merge":
             await _merge(rt, key_raw, held, str(payload["into"]))
-            observe.settled(rt, partition, state, rt.table.get(key_raw))
+            observe.settled(rt, partition, state, rt.journey_writes.get(key_raw))
             return
         if kind == "purge":
             rt.fences.add(partition, (key,), _requested(payload), now)

@@ -23,12 +23,20 @@ Sent = tuple[str, bytes | None, bytes]
 
 
 class Topic:
-    """Records what is sent to it, in one list shared by all topics."""
+    """Records what is sent to it, in one list shared by all topics; its app's producer is
+    the topic itself."""
 
     def __init__(self, name: str, log: list[Sent]) -> None:
         self.name, self.log = name, log
+        self.app = SimpleNamespace(producer=self, in_transaction=False)
 
-    async def send(self, *, key: bytes | None, value: bytes) -> asyncio.Future[None]:
+    def get_topic_name(self) -> str:
+        return self.name
+
+    async def send(
+        self, name: str, key: bytes | None, value: bytes, *_: Any
+    ) -> asyncio.Future[None]:
+        assert name == self.name
         self.log.append((self.name, key, value))
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         fut.set_result(None)

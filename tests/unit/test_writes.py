@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aiokafka.structs import TopicPartition
 
 from processor.stream import bundles, writes
 from processor.stream.writes import Coalesced, Unit, send
@@ -15,34 +16,80 @@ from processor.stream.writes import Coalesced, Unit, send
 Record = tuple[int, bytes, bytes | None]
 
 
-class Table:
-    """What `Coalesced` uses of a Faust table: the store under `data`, `get`, the changelog
-    topic and the callback that records a delivered changelog offset."""
+class App:
+    """What `writes.produce` uses of a Faust app: its producer, and whether it runs in
+    transactions (exactly-once mode)."""
 
-    def __init__(self, log: list[Any] | None = None) -> None:
-        self.data: dict[bytes, bytes] = {}
+    def __init__(self, producer: Any, in_transaction: bool = False) -> None:
+        self.producer = producer
+        self.in_transaction = in_transaction
+
+
+class Metadata:
+    """What Kafka's acknowledgement tells: where the record went."""
+
+    def __init__(self, topic: str, partition: int, offset: int) -> None:
+        self.topic_partition = TopicPartition(topic, partition)
+        self.offset = offset
+
+
+class Store(dict[bytes, bytes]):
+    """A table's local store: the values, and the changelog offset kept per partition."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.persisted: dict[TopicPartition, int] = {}
+
+    def set_persisted_offset(self, tp: TopicPartition, offset: int) -> None:
+        self.persisted[tp] = offset
+
+
+class Table:
+    """What `Coalesced` uses of a Faust table: the store under `data`, `get`, the app, the
+    changelog topic, and (exactly-once mode only) the callback that records a delivered
+    changelog offset. The table is also the changelog topic's producer."""
+
+    def __init__(self, log: list[Any] | None = None, in_transaction: bool = False) -> None:
+        self.data = Store()
         self.log = log if log is not None else []
+        self.app = App(self, in_transaction)
         self.changelog_topic = self
+        self.offsets: dict[int, int] = {}
         self.delivered = 0
 
     def get(self, key: bytes) -> bytes | None:
         return self.data.get(key)
 
-    async def send(self, **kw: Any) -> asyncio.Future[None]:
-        assert kw["key_serializer"] == kw["value_serializer"] == "raw"
-        assert kw["callback"] == self._on_changelog_sent
-        self.log.append(("changelog", kw["partition"], kw["key"], kw["value"]))
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        fut.set_result(None)
-        self._on_changelog_sent(fut)
+    def get_topic_name(self) -> str:
+        return "changelog"
+
+    def _record(self, partition: int, key: bytes, value: bytes | None) -> Metadata:
+        self.log.append(("changelog", partition, key, value))
+        offset = self.offsets[partition] = self.offsets.get(partition, -1) + 1
+        return Metadata("changelog", partition, offset)
+
+    async def send(self, *args: Any, **kw: Any) -> asyncio.Future[Metadata]:
+        """The producer's `send` (outside transactions), or the topic's (inside them)."""
+        fut: asyncio.Future[Metadata] = asyncio.get_running_loop().create_future()
+        if kw:  # Topic.send, with Faust's callback
+            assert self.app.in_transaction
+            assert kw["key_serializer"] == kw["value_serializer"] == "raw"
+            assert kw["callback"] == self._on_changelog_sent
+            fut.set_result(self._record(kw["partition"], kw["key"], kw["value"]))
+            self._on_changelog_sent(fut)
+        else:
+            name, key, value, partition, _, _ = args
+            assert name == "changelog"
+            assert not self.app.in_transaction
+            fut.set_result(self._record(partition, key, value))
         return fut
 
-    def _on_changelog_sent(self, fut: asyncio.Future[None]) -> None:
+    def _on_changelog_sent(self, fut: asyncio.Future[Metadata]) -> None:
         self.delivered += 1
 
 
 def _release(w: Coalesced) -> int:
-    return len(asyncio.run(w.release()))
+    return asyncio.run(w.release())
 
 
 def _writes(table: Table, partition: list[int]) -> Coalesced:
@@ -64,9 +111,37 @@ def test_each_key_gets_one_record_with_its_last_value_at_release() -> None:
     assert w.pending == 2
     assert _release(w) == 2
     assert sorted(table.log) == [("changelog", 3, b"C-1", b"b"), ("changelog", 5, b"C-2", b"x")]
-    assert table.delivered == 2
     assert w.pending == 0
     assert _release(w) == 0
+
+
+def test_the_store_keeps_each_partitions_last_acknowledged_changelog_offset() -> None:
+    table, partition = Table(), [3]
+    w = _writes(table, partition)
+    for n in range(3):
+        w[b"C-%d" % n] = b"a"
+    partition[0] = 5
+    w[b"C-9"] = b"x"
+    _release(w)
+    assert table.data.persisted == {
+        TopicPartition("changelog", 3): 2,
+        TopicPartition("changelog", 5): 0,
+    }
+    w[b"C-1"] = b"b"
+    _release(w)
+    assert table.data.persisted[TopicPartition("changelog", 5)] == 1
+
+
+def test_in_exactly_once_mode_changelog_records_take_fausts_way() -> None:
+    table = Table(in_transaction=True)
+    w = _writes(table, [2])
+    w[b"C-1"] = b"a"
+    w[b"C-2"] = b"b"
+    assert _release(w) == 2
+    # Faust's callback keeps the offsets (until the transaction commits), not the release.
+    assert table.delivered == 2
+    assert table.data.persisted == {}
+    assert sorted(table.log) == [("changelog", 2, b"C-1", b"a"), ("changelog", 2, b"C-2", b"b")]
 
 
 def test_a_deletion_is_one_tombstone_and_nothing_for_an_absent_key() -> None:
@@ -108,13 +183,20 @@ class Stream:
 
 
 class Topic:
-    """`send` returns a delivery future, as Faust's does; the test decides when it resolves."""
+    """A topic whose app's producer it is: `send` returns a delivery future, as the producer's
+    does; the test decides when it resolves."""
 
     def __init__(self, log: list[Any]) -> None:
         self.log = log
+        self.app = App(self)
         self.pending: list[tuple[asyncio.Future[None], bytes]] = []
 
-    async def send(self, key: bytes | None, value: bytes) -> asyncio.Future[None]:
+    def get_topic_name(self) -> str:
+        return "out"
+
+    async def send(
+        self, name: str, key: bytes | None, value: bytes, partition: int | None, *_: Any
+    ) -> asyncio.Future[None]:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.pending.append((fut, value))
         return fut
@@ -241,11 +323,11 @@ def test_a_unit_without_a_table_acks_after_its_outputs_and_needs_no_rebuild() ->
 class PartitionedTopic(Topic):
     """A topic whose records carry the partition the sender chose."""
 
-    async def send(  # type: ignore[override]
-        self, key: bytes | None, value: bytes, partition: int | None = None
+    async def send(
+        self, name: str, key: bytes | None, value: bytes, partition: int | None, *_: Any
     ) -> asyncio.Future[None]:
         self.log.append(("sent", partition, value))
-        return await super().send(key, value)
+        return await super().send(name, key, value, partition)
 
 
 def test_a_unit_sends_a_bundled_topic_as_one_record_per_partition_in_order() -> None:
