@@ -6,13 +6,18 @@ partition on its own. Were the changelog record acknowledged and an output not, 
 leave the input recorded in the state (its `event_id` in `seen`, a link in the graph) and its
 output unsent: the replay after the restart would find nothing left to do.
 
-So every agent works in units. Within a unit, every table change goes to the local store at
-once (every reader, and the next message of the same key, sees it), but its changelog record
-waits, coalesced per key (Kafka Streams' record cache). At the end of a unit:
+So every agent works in units. Within a unit, the agent's own reads see every table change at
+once (the next message of the same key included), but the change waits, coalesced per key
+(Kafka Streams' record cache), for the unit's end to reach the local store and the changelog.
+At the end of a unit:
 
 1. every message sent for the unit is awaited until Kafka acknowledged it;
-2. then the changelog records are sent, and awaited in the same way (ingest keeps no table);
+2. then the changed keys go to the local store (one RocksDB write batch per partition) and
+   their changelog records are sent, and awaited in the same way (ingest keeps no table);
 3. then the unit's input messages are acknowledged, for Faust to commit their offsets.
+
+Readers outside the agent (the customer API, the timer clock) see a unit's changes when it
+ends, at most `FLUSH_AFTER_S` plus the acknowledgements later.
 
 What an agent sends to an internal topic marked with `bundle()` waits for the unit's end too,
 packed per destination partition in the order sent (stream/bundles.py), and goes out in step 1
@@ -36,6 +41,7 @@ from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
 from typing import Any
 
+import rocksdict
 from aiokafka.partitioner import DefaultPartitioner
 from faust.streams import current_event
 
@@ -138,12 +144,16 @@ class Coalesced:
         return default if value is None else value
 
     def _read(self, key: bytes) -> bytes | None:
-        """One read of the local store, in the current message's partition.
+        """The unit's own write of `key` if there is one, else one read of the local store
+        in the current message's partition.
 
         Faust's `Table.get` asks the store whether it holds the key and then reads it: two
         RocksDB reads through four layers for one value. Outside a message, and on the memory
         store, the table answers.
         """
+        written = self._dirty.get(key)
+        if written is not None:
+            return written[1]
         store = self._table.data
         by_partition = getattr(store, "_db_for_partition", None)
         if by_partition is None or current_event() is None:
@@ -151,19 +161,42 @@ class Coalesced:
         return by_partition(self._partition_of()).get(key)  # type: ignore[no-any-return]
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
-        self._table.data[key] = value
         self._dirty[key] = (self._partition_of(), value)
 
     def pop(self, key: bytes, default: bytes | None = None) -> bytes | None:
         """Remove `key` if present; its record is a tombstone (none if it never was there)."""
         value = self._read(key)
-        if value is not None:
-            del self._table.data[key]
-            self._dirty[key] = (self._partition_of(), None)
-            return value
-        if key in self._dirty:
-            self._dirty[key] = (self._partition_of(), None)
-        return default
+        if value is None:
+            return default  # absent, or deleted in this unit already (its tombstone waits)
+        self._dirty[key] = (self._partition_of(), None)
+        return value
+
+    def _store(self, dirty: dict[bytes, tuple[int, bytes | None]]) -> None:
+        """Write the unit's last value of each key to the local store: in RocksDB one write
+        batch per partition (as Faust's own changelog restore does), not a put per change."""
+        store = self._table.data
+        by_partition = getattr(store, "_db_for_partition", None)
+        if by_partition is None:  # the memory store
+            for key, (_, value) in dirty.items():
+                if value is None:
+                    store.pop(key, None)
+                else:
+                    store[key] = value
+            return
+        batches: dict[int, Any] = {}
+        index = store._key_index  # Faust's key -> partition hint for reads outside a message
+        for key, (partition, value) in dirty.items():
+            batch = batches.get(partition)
+            if batch is None:
+                batch = batches[partition] = rocksdict.WriteBatch(raw_mode=True)
+            if value is None:
+                batch.delete(key)
+                index.pop(key, None)
+            else:
+                batch.put(key, value)
+                index[key] = partition
+        for partition, batch in batches.items():
+            by_partition(partition).write(batch)
 
     async def release(self) -> int:
         """Send the changelog record of every key written since the last release and wait
@@ -176,6 +209,7 @@ class Coalesced:
         progress, so a commit could overtake the records it depends on.)
         """
         dirty, self._dirty = self._dirty, {}
+        self._store(dirty)
         table = self._table
         topic = table.changelog_topic
         if table.app.in_transaction:

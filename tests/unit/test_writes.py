@@ -104,12 +104,14 @@ def test_each_key_gets_one_record_with_its_last_value_at_release() -> None:
     w[b"C-2"] = b"x"
     partition[0] = 3
     w[b"C-1"] = b"b"
-    # Readers see every write at once; only the changelog waits.
-    assert table.data == {b"C-1": b"b", b"C-2": b"x"}
+    # The agent's reads see every write at once; the store and the changelog wait.
     assert w.get(b"C-1") == b"b"
+    assert w.get(b"C-2") == b"x"
+    assert table.data == {}
     assert table.log == []
     assert w.pending == 2
     assert _release(w) == 2
+    assert table.data == {b"C-1": b"b", b"C-2": b"x"}
     assert sorted(table.log) == [("changelog", 3, b"C-1", b"b"), ("changelog", 5, b"C-2", b"x")]
     assert w.pending == 0
     assert _release(w) == 0
