@@ -31,7 +31,10 @@ PRODUCER_LINGER_S = 0.005
 #: fetch as soon as data arrives, but the embedded broker waits out the whole time, and at
 #: moderate rates every hop (inbound, identity, customer events) then cost hundreds of
 #: milliseconds: the benchmark's latency run measured a p99 of 1.6 s from publish to action.
-FETCH_MAX_WAIT_MS = 50
+#: Shorter is not better there either: every fetch lists each partition's stored batches, and
+#: at 1,150 events/s the broker's CPU ran out sooner with 50 ms (p99 767 and 800 ms) than with
+#: 100 ms (583 and 612 ms) or 150 ms (563 ms); at 661/s 50 and 100 ms measured alike.
+FETCH_MAX_WAIT_MS = 100
 
 
 class _ShortFetchThread(faust_aiokafka.AIOKafkaConsumerThread):
