@@ -42,16 +42,30 @@ async def rebuild(rt: Runtime) -> int:
     # snapshot is taken, and the agent's timer notes from here on win over it (timers.py).
     recount = observe.Recount(rt, owned)
     snapshot = Snapshot(rt.table, rt.partitions, owned)
+    # The journey unit in hand reaches the store only when it ends (stream/writes.py); at this
+    # instant its changes are part of the table as much as what the snapshot shows.
+    unreleased = {
+        key: (partition, raw)
+        for key, (partition, raw) in rt.journey_writes.unreleased().items()
+        if partition in owned
+    }
     rt.timer_index.snapshot_taken()
+
+    def add(partition: int, key: bytes, raw: bytes | None) -> None:
+        state = state_of(raw)
+        if state is None:
+            return
+        recount.add(partition, state.stage)
+        due = earliest_due(state)
+        if due is not None:
+            entries.append((partition, key, due))
+
     async for batch in snapshot.batches():  # the agents run between batches
         for partition, key, raw in batch:
-            state = state_of(raw)
-            if state is None:
-                continue
-            recount.add(partition, state.stage)
-            due = earliest_due(state)
-            if due is not None:
-                entries.append((partition, key, due))
+            if key not in unreleased:
+                add(partition, key, raw)
+    for key, (partition, value) in unreleased.items():
+        add(partition, key, value)
     recount.finish(snapshot.cut)
     count = rt.timer_index.reset(entries)
     rt.metrics.timers_pending.set(count)

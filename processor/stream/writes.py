@@ -163,6 +163,11 @@ class Coalesced:
     def __setitem__(self, key: bytes, value: bytes) -> None:
         self._dirty[key] = (self._partition_of(), value)
 
+    def unreleased(self) -> dict[bytes, tuple[int, bytes | None]]:
+        """A copy of the writes that have not reached the store yet: key -> (partition, last
+        value or None for a deletion)."""
+        return dict(self._dirty)
+
     def pop(self, key: bytes, default: bytes | None = None) -> bytes | None:
         """Remove `key` if present; its record is a tombstone (none if it never was there)."""
         value = self._read(key)
