@@ -46,6 +46,9 @@ class StageCounts:
 
     def __init__(self) -> None:
         self._by_partition: dict[int, Counter[str]] = {}
+        #: The sum of `_by_partition`, kept with every move: the gauge is set per event, and
+        #: summing the partitions each time cost 3 % of the worker's CPU.
+        self._total: Counter[str] = Counter()
         #: Moves since the running recount's snapshot; None while no recount runs.
         self._log: list[Move] | None = None
         self._generation = 0
@@ -60,6 +63,7 @@ class StageCounts:
         if counts is None:
             return False
         _apply(counts, before, after)
+        _apply(self._total, before, after)
         return True
 
     def begin(self) -> int:
@@ -77,23 +81,33 @@ class StageCounts:
                 _apply(counts[partition], before, after)
         self._log = None
         self._by_partition = {p: counts.get(p, Counter()) for p in owned}
+        self._total = _summed(self._by_partition.values())
         return True
 
     def keep_only(self, owned: Iterable[int]) -> None:
         """Stop counting partitions this worker no longer owns."""
         keep = set(owned)
         self._by_partition = {p: c for p, c in self._by_partition.items() if p in keep}
+        self._total = _summed(self._by_partition.values())
 
     def totals(self) -> Counter[str]:
-        """People per stage over the counted partitions."""
-        out: Counter[str] = Counter()
-        for counts in self._by_partition.values():
-            out.update(counts)
-        return out
+        """People per stage over the counted partitions (a copy)."""
+        return Counter(self._total)
+
+    def total(self, stage: str) -> int:
+        """People in `stage` over the counted partitions."""
+        return self._total.get(stage, 0)
 
     def partitions(self) -> set[int]:
         """The partitions counted now."""
         return set(self._by_partition)
+
+
+def _summed(partitions: Iterable[Counter[str]]) -> Counter[str]:
+    out: Counter[str] = Counter()
+    for counts in partitions:
+        out.update(counts)
+    return out
 
 
 def _apply(counts: Counter[str], before: str | None, after: str | None) -> None:
@@ -121,6 +135,14 @@ def publish_stages(metrics: Metrics, known: Iterable[str], counts: Counter[str])
         metrics.customers.labels(stage).set(max(0, counts.get(stage, 0)))
 
 
+def publish_moved(rt: Runtime, before: str | None, after: str | None) -> None:
+    """Set the per-stage gauge of the two stages a person moved between."""
+    known, stages, gauge = rt.journey.stages, rt.observer.stages, rt.metrics.customers
+    for stage in (before, after):
+        if stage is not None and stage in known:
+            gauge.labels(stage).set(max(0, stages.total(stage)))
+
+
 def counter_total(metric: Any) -> float:
     """The sum of a counter over all its labels."""
     return float(
@@ -144,7 +166,7 @@ def emitted(
     new = out.state.stage if out.state is not None else None
     obs = rt.observer
     if obs.stages.move(partition, old, new):
-        publish_stages(rt.metrics, rt.journey.stages, obs.stages.totals())
+        publish_moved(rt, old, new)
     if out.actions and src.timestamp_ms is not None:
         waited = max(0.0, time.time() - src.timestamp_ms / 1000)
         for _ in out.actions:
@@ -156,8 +178,9 @@ def settled(
 ) -> None:
     """After the person at a key merged away or was purged: `raw_after` is what the key holds."""
     after = _stage_of(raw_after)
-    if rt.observer.stages.move(partition, before.stage if before is not None else None, after):
-        publish_stages(rt.metrics, rt.journey.stages, rt.observer.stages.totals())
+    old = before.stage if before is not None else None
+    if rt.observer.stages.move(partition, old, after):
+        publish_moved(rt, old, after)
 
 
 def _stage_of(raw: bytes | None) -> str | None:

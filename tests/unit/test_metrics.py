@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import random
 from collections import Counter
+from types import SimpleNamespace
 
 import pytest
 
 from processor.journey.definition import load_journey
 from processor.metrics import Metrics
 from processor.settings import DEFAULT_JOURNEY_FILE
-from processor.stream.observe import StageCounts, counter_total, publish_stages
+from processor.stream.observe import (
+    Observer,
+    StageCounts,
+    counter_total,
+    publish_moved,
+    publish_stages,
+)
 from processor.web.status import rates
 from tests.support.observability import as_bool, exported_names, used_metric_names
 from tests.support.worker import metric_values
@@ -107,6 +115,33 @@ def test_a_lost_partition_stops_being_counted_at_once() -> None:
     counts.keep_only({1, 3})
     assert counts.totals() == Counter(purchase=4)
     assert counts.move(0, "awareness", "purchase") is False  # no longer ours: not counted
+
+
+def test_the_running_totals_equal_the_sum_of_the_partitions_after_any_moves() -> None:
+    rng = random.Random(7)
+    counts = StageCounts()
+    counts.finish(counts.begin(), {0: Counter(awareness=5), 1: Counter(purchase=2)}, {0, 1})
+    for _ in range(500):
+        before, after = rng.choice([None, *STAGES]), rng.choice([None, *STAGES])
+        counts.move(rng.randrange(3), before, after)  # partition 2 is not counted
+        if rng.random() < 0.01:
+            counts.keep_only(rng.sample([0, 1], rng.randint(0, 2)))
+    expected: Counter[str] = Counter()
+    for p in counts.partitions():
+        expected.update(counts._by_partition[p])
+    assert counts.totals() == expected
+    assert all(counts.total(stage) == expected[stage] for stage in STAGES)
+
+
+def test_a_move_sets_the_gauge_of_both_stages_it_touches() -> None:
+    m = Metrics.create(stages=STAGES)
+    rt = SimpleNamespace(metrics=m, observer=Observer(), journey=SimpleNamespace(stages=STAGES))
+    rt.observer.stages.finish(rt.observer.stages.begin(), {0: Counter(awareness=2)}, {0})
+    publish_stages(m, STAGES, rt.observer.stages.totals())
+    assert rt.observer.stages.move(0, "awareness", "purchase")
+    publish_moved(rt, "awareness", "purchase")  # type: ignore[arg-type]
+    got = {dict(k)["stage"]: v for k, v in metric_values(_text(m), "touchpoint_customers").items()}
+    assert got == {**dict.fromkeys(STAGES, 0.0), "awareness": 1.0, "purchase": 1.0}
 
 
 def test_the_gauge_shows_declared_stages_never_below_zero() -> None:
