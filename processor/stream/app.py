@@ -252,4 +252,11 @@ def create_app(settings: Settings, journey: Journey, metrics: Metrics) -> Runtim
         (rt.identity_routes, t.IDENTITY_ROUTES),
     ):
         writes.bundle(topic, specs[name].partitions)
+    # The outputs' partitions are chosen with a cached hash of the key (writes.keyed).
+    for topic, name in (
+        (rt.actions, t.ACTIONS),
+        (rt.transitions, t.TRANSITIONS),
+        (rt.deadletter, t.DEADLETTER),
+    ):
+        writes.keyed(topic, specs[name].partitions)
     return rt

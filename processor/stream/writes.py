@@ -57,15 +57,26 @@ EXIT_SEND_FAILED = 75
 
 _unit: ContextVar[Unit | None] = ContextVar("unit of work", default=None)
 _units: list[Unit] = []
-#: topic -> its partition count, for the topics whose messages units bundle.
-_bundled: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+#: topic -> its partition count, for the topics whose keyed messages `send` places itself.
+_partitions: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+#: The topics whose messages units bundle.
+_bundled: weakref.WeakSet[Any] = weakref.WeakSet()
 _partitioner = DefaultPartitioner()
+
+
+def keyed(topic: Any, partitions: int) -> None:
+    """Choose the partition of `topic`'s keyed messages here (`partition_of`, cached), not in
+    the producer: aiokafka hashes every key anew in pure Python, 3 % of the worker's CPU for
+    the actions and transitions. `partitions` must be the topic's partition count, as the
+    worker's preflight checks against `topics/` before it starts."""
+    _partitions[topic] = partitions
 
 
 def bundle(topic: Any, partitions: int) -> None:
     """Inside units, send `topic`'s keyed messages in bundles (its consumers must unpack them:
     `bundles.messages`). `partitions` must be the topic's partition count."""
-    _bundled[topic] = partitions
+    keyed(topic, partitions)
+    _bundled.add(topic)
 
 
 def partition_of(key: bytes, partitions: int) -> int:
@@ -101,12 +112,15 @@ async def send(topic: Any, key: bytes | None, value: bytes) -> None:
     """Send one message; inside a unit, the unit's end waits until Kafka acknowledged it (and
     sends it then, in a bundle, if the topic is bundled)."""
     unit = _unit.get()
-    if unit is not None and key is not None:
-        partitions = _bundled.get(topic)
+    partition = None
+    if key is not None:
+        partitions = _partitions.get(topic)
         if partitions is not None:
-            unit.bundle(topic, partition_of(key, partitions), key, value)
-            return
-    delivered = await produce(topic, key, value)
+            partition = partition_of(key, partitions)
+            if unit is not None and topic in _bundled:
+                unit.bundle(topic, partition, key, value)
+                return
+    delivered = await produce(topic, key, value, partition)
     if unit is not None:
         unit.sends.append(delivered)
 

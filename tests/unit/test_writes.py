@@ -412,3 +412,20 @@ def test_partition_of_is_the_producers_choice() -> None:
     # What the Java client's partitioner gives (Utils.toPositive(Utils.murmur2(key)) % 8,
     # kafka-clients 4.1.2), so other producers of these keys agree.
     assert [writes.partition_of(k, 8) for k in (b"C-1", b"C-2", b"anon:ck-1")] == [7, 2, 7]
+
+
+def test_a_keyed_topics_messages_go_to_the_producers_partition_for_their_key() -> None:
+    async def main() -> list[Any]:
+        log: list[Any] = []
+        topic, unkeyed = PartitionedTopic(log), PartitionedTopic(log)
+        writes.keyed(topic, 6)
+        for n in range(50):
+            await send(topic, b"C-%d" % n, b"%d" % n)
+        await send(topic, None, b"no key")  # the producer chooses
+        await send(unkeyed, b"C-1", b"unkeyed")  # not registered: the producer chooses
+        return log
+
+    sent = [(p, v) for _, p, v in asyncio.run(main())]
+    assert sent[:50] == [(writes.partition_of(b"C-%d" % n, 6), b"%d" % n) for n in range(50)]
+    assert len({p for p, _ in sent[:50]}) == 6
+    assert sent[50:] == [(None, b"no key"), (None, b"unkeyed")]
