@@ -314,6 +314,27 @@ class Touchpoint(BaseModel):
         return props.model_dump(exclude_unset=True)
 
 
+def from_checked(payload: dict[str, Any]) -> Touchpoint:
+    """The Touchpoint whose `model_dump(mode="json")` is `payload`, built without validating
+    it again.
+
+    Only for a payload that ingest produced from an event that passed validation (the envelope
+    on customer-events): validating it a second time in the journey agent, nested property
+    models included, cost 3 % of the worker's CPU and could not fail. A test holds the result
+    equal to `Touchpoint.model_validate(payload)` for every event type.
+    """
+    channel = payload["channel"]
+    return Touchpoint.model_construct(
+        event_id=payload["event_id"],
+        type=EventType(payload["type"]),
+        occurred_at=datetime.fromisoformat(payload["occurred_at"]),
+        channel=None if channel is None else Channel(channel),
+        identity=Identity.model_construct(**payload["identity"]),
+        context=Context.model_construct(**payload["context"]),
+        properties=payload["properties"],
+    )
+
+
 CommandName = Literal["erase_customer"]
 
 

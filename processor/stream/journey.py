@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from processor.events import Channel, ControlCommand, Touchpoint
+from processor.events import Channel, ControlCommand, from_checked
 from processor.journey import state as stored
 from processor.journey.engine import EventInput, Outcome, erase, fire_due, step
 from processor.journey.merge import absorb
@@ -133,7 +133,7 @@ async def handle_customer(rt: Runtime, key_raw: bytes, value: bytes, partition: 
                 rt.timer_index.note(partition, key_raw, state)
                 return
         else:
-            event = Touchpoint.model_validate(payload)
+            event = from_checked(payload)  # validated at ingest
             out = step(state, EventInput(event, Channel(label), key), now, rt.journey)
             rt.metrics.events_processed.labels(label).inc()
             observe.event_processed(rt, label, event.occurred_at, now)

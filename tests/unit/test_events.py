@@ -370,3 +370,62 @@ def test_contract_dead_letter_example_parses() -> None:
     assert letter.raw_size is None
     assert letter.raw_truncated is False
     assert letter.source.key_encoding == "utf-8"
+
+
+def _checked_payloads() -> list[dict[str, Any]]:
+    """What ingest puts in the envelope: every valid simulated event, every contract example,
+    and events with extras, a stated channel and an offset, each dumped and through JSON."""
+    from datetime import UTC as utc
+
+    from processor.simulate.generator import SimConfig, generate
+
+    channel_of = {"touchpoints.web": "web", "touchpoints.email": "email",
+                  "touchpoints.store": "store"}  # fmt: skip
+    raw: list[tuple[bytes, str]] = []
+    config = SimConfig(start=datetime(2026, 1, 1, tzinfo=utc), customers=300, seed=3,
+                       events=6000)  # fmt: skip
+    for m in generate(config):
+        if m.topic in channel_of:
+            raw.append((m.value, channel_of[m.topic]))
+    with open("topics/examples/events.jsonl", "rb") as examples:
+        for line in examples:
+            doc = orjson.loads(line)
+            channel = doc.get("channel")
+            if channel:
+                raw.append((line, channel))
+    payloads = []
+    for value, channel in raw:
+        try:
+            valid = Touchpoint.model_validate(orjson.loads(value))
+        except (ValidationError, orjson.JSONDecodeError):
+            continue
+        if valid.channel not in (None, Channel(channel)):
+            continue
+        payloads.append(orjson.loads(orjson.dumps(valid.model_dump(mode="json"))))
+    extras = event(
+        type="consent_updated",
+        channel="web",
+        occurred_at="2026-11-22T14:00:00.250+02:00",
+        identity={"email": " A@B.example ", "anonymous_id": "ck-1"},
+        context={"timezone": "Europe/Berlin", "store_id": None, "device": {"os": "x"}},
+        properties={"consent": {"email": True, "fax": False}, "source": "banner", "n": 2.5},
+    )
+    payloads.append(Touchpoint.model_validate(extras).model_dump(mode="json"))
+    return payloads
+
+
+def test_an_event_checked_at_ingest_is_rebuilt_as_validation_would_build_it() -> None:
+    from processor.events import from_checked
+
+    payloads = _checked_payloads()
+    assert {p["type"] for p in payloads} >= {"page_view", "order_placed", "email_opened",
+                                             "pos_purchase", "consent_updated"}  # fmt: skip
+    for payload in payloads:
+        validated = Touchpoint.model_validate(payload)
+        rebuilt = from_checked(payload)
+        assert rebuilt == validated, payload
+        assert rebuilt.model_dump(mode="json") == validated.model_dump(mode="json") == payload
+        assert rebuilt.identity.identifiers() == validated.identity.identifiers()
+        assert rebuilt.context.model_extra == validated.context.model_extra
+        assert type(rebuilt.type) is EventType
+        assert type(rebuilt.occurred_at) is datetime
