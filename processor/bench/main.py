@@ -218,7 +218,9 @@ class Bench:
         if "naive" not in skip:
             self.contest_naive(info)
         if "processor" not in skip:
-            self.contest_processor(info)
+            self.contest_processor(info, self.args.workers, "processor")
+        if "scaled" not in skip and "processor" not in skip and self.args.scale > 1:
+            self.contest_processor(info, self.args.scale, "scaled")
         if "latency" not in skip and "processor" in self.results:
             self.contest_latency(info)
         if "state" not in skip:
@@ -294,33 +296,36 @@ class Bench:
         bounded = runs[0].messages < info.messages
         self._summary("naive", runs, bounded_seconds=seconds if bounded else None)
 
-    def _workers(self, name: str, bootstrap: str) -> list[Worker]:
+    def _workers(self, name: str, bootstrap: str, count: int) -> list[Worker]:
         return [
             Worker(bootstrap, self.home / name / f"w{n}", env=dict(self.worker_env))
-            for n in range(self.args.workers)
+            for n in range(count)
         ]
 
-    def contest_processor(self, info: stream.StreamInfo) -> None:
+    def contest_processor(self, info: stream.StreamInfo, workers: int, name: str) -> None:
+        """`workers` worker processes drain the stream's first messages, each run on a fresh
+        broker; the results go under `name` ("processor", or "scaled" for more workers)."""
         runs = []
         bound = self.size.processor_events
         if self.args.processor_events is not None:
             bound = self.args.processor_events or None
         count = min(info.messages, bound or info.messages)
         for i in range(self.runs):
-            self.log(f"processor ({self.args.workers} worker(s)), run {i + 1} of {self.runs}")
+            self.log(f"processor ({workers} worker(s)), run {i + 1} of {self.runs}")
             with self.fresh_broker(info, count) as bootstrap:
-                workers = self._workers("processor", bootstrap)
-                for w in workers:
+                procs = self._workers(name, bootstrap, workers)
+                for w in procs:
                     w.start()
                 try:
                     d = drain(
-                        workers, expect_messages=count, broker_pid=self.broker_pid,
+                        procs, expect_messages=count, broker_pid=self.broker_pid,
                         timeout_s=self.args.processor_timeout, log=self.log,
                     )  # fmt: skip
                 finally:
-                    for w in workers:
+                    for w in procs:
                         w.stop()
-                if i == self.runs - 1 and "state" not in self.args.skip:
+                last = i == self.runs - 1
+                if last and name == "processor" and "state" not in self.args.skip:
                     self.samples = asyncio.run(state.sample_states(bootstrap, 20_000))
             r = Run(d.messages, d.seconds, d.cpu_s, d.broker_cpu_s, d.peak_rss_bytes,
                     {"complete": d.complete, "counters": d.counters})  # fmt: skip
@@ -334,7 +339,7 @@ class Bench:
             )
             runs.append(r)
         complete = all(r.extra["complete"] for r in runs)
-        self._summary("processor", runs, workers=self.args.workers, complete=complete,
+        self._summary(name, runs, workers=workers, complete=complete,
                       sample=count if count < info.messages else None)  # fmt: skip
 
     def contest_latency(self, info: stream.StreamInfo) -> None:
@@ -344,7 +349,7 @@ class Bench:
         count = min(info.messages, max(100, int(rate * seconds)))
         self.log(f"latency: {count:,} messages at {rate:,.0f}/s (half the measured maximum)")
         with self.fresh_broker(info, 0) as bootstrap:
-            workers = self._workers("latency", bootstrap)
+            workers = self._workers("latency", bootstrap, self.args.workers)
             for w in workers:
                 w.start()
             try:
@@ -426,6 +431,9 @@ def parser() -> argparse.ArgumentParser:
                    help="the same as --size quick")  # fmt: skip
     p.add_argument("--runs", type=int, default=None, help="runs per contestant (size default)")
     p.add_argument("--workers", type=int, default=1, help="processor worker processes (1)")
+    p.add_argument("--scale", type=int, default=2, metavar="N",
+                   help="also run the processor with N worker processes, to show how it "
+                   "scales (2; 0 or 1: not at all)")  # fmt: skip
     p.add_argument("--naive-seconds", type=float, default=None,
                    help="the naive agent's runs stop after this much processing")  # fmt: skip
     p.add_argument("--latency-seconds", type=float, default=None,
@@ -438,7 +446,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--processor-timeout", type=float, default=3600.0,
                    help="give up a processor run after this many seconds")  # fmt: skip
     p.add_argument("--skip", action="append", default=[],
-                   choices=["raw", "naive", "processor", "latency", "state"])  # fmt: skip
+                   choices=["raw", "naive", "processor", "scaled", "latency", "state"])  # fmt: skip
     p.add_argument("--worker-env", action="append", default=[], metavar="NAME=VALUE",
                    help="extra environment for the processor's workers")  # fmt: skip
     p.add_argument("--dir", type=Path, default=Path("data/bench"),

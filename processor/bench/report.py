@@ -59,6 +59,8 @@ def table(r: dict[str, Any]) -> str:
         f"{'peak RSS':>11}  runs (events/s)",
     ]
     names = {"raw": "raw aiokafka pipe", "naive": "naive Faust agent", "processor": "processor"}
+    if "scaled" in r:
+        names["scaled"] = f"processor, {r['scaled']['workers']} workers"
     for key, name in names.items():
         c = r.get(key)
         if c is None:
@@ -88,6 +90,14 @@ def table(r: dict[str, Any]) -> str:
             how += "; a run did NOT finish, see the JSON"
         notes.append(
             f"processor: {p['workers']} worker process(es), the full lifecycle journey; {how}"
+        )
+    if "scaled" in r and "processor" in r:
+        gain = r["scaled"]["rate"] / r["processor"]["rate"] if r["processor"]["rate"] else 0.0
+        notes.append(
+            f"processor, {r['scaled']['workers']} workers: the same runs with that many worker "
+            f"processes sharing the partitions, {gain:.2f} x one worker (the broker and the "
+            "benchmark share the same CPUs); the ratios below are one worker's, as each "
+            "baseline is one process"
         )
     lines += ["", *notes, "(median of the runs; CPU s/1000: the contestant's process, user + "
               "system; broker CPU: the broker's over the same window)"]  # fmt: skip

@@ -17,7 +17,7 @@ def test_the_benchmark_runs_every_contestant_and_prints_the_table(tmp_path: Path
     result = subprocess.run(
         [sys.executable, "-m", "processor.bench", "--size", "smoke", "--dir", str(tmp_path),
          "--output", str(out), "--naive-seconds", "3", "--latency-seconds", "3"],
-        capture_output=True, timeout=280, check=False,
+        capture_output=True, timeout=400, check=False,
     )  # fmt: skip
     printed = result.stdout.decode()
     assert result.returncode == 0, printed[-3000:] + result.stderr.decode()[-3000:]
@@ -35,10 +35,19 @@ def test_the_benchmark_runs_every_contestant_and_prints_the_table(tmp_path: Path
     counters = r["processor"]["runs"][0]["extra"]["counters"]
     assert counters["touchpoint_deadletters_total"] == sum(stream["invalid"].values())
     assert counters["touchpoint_actions_total"] > 0
+    # The same stream on two workers: as complete, with the same dead letters.
+    scaled = r["scaled"]
+    assert scaled["workers"] == 2
+    assert scaled["complete"]
+    assert scaled["rate"] > 0
+    scaled_counters = scaled["runs"][0]["extra"]["counters"]
+    assert scaled_counters["touchpoint_deadletters_total"] == sum(stream["invalid"].values())
     assert r["latency"]["actions_measured"] > 0
     assert 0 < r["latency"]["p50_ms"] <= r["latency"]["p99_ms"]
     assert r["state"]["customers"] == 2000
     assert r["state"]["rebuild_s"] > 0
-    for line in ("raw aiokafka pipe", "naive Faust agent", "processor / raw", "processor / naive",
-                 "latency at", "customers in state"):  # fmt: skip
+    for line in (
+        "raw aiokafka pipe", "naive Faust agent", "processor, 2 workers", "processor / raw",
+        "processor / naive", "latency at", "customers in state",
+    ):  # fmt: skip
         assert line in printed, line
