@@ -49,7 +49,7 @@ async def rebuild(rt: Runtime) -> int:
         for key, (partition, raw) in rt.journey_writes.unreleased().items()
         if partition in owned
     }
-    rt.timer_index.snapshot_taken()
+    generation = rt.timer_index.snapshot_taken()
 
     def add(partition: int, key: bytes, raw: bytes | None) -> None:
         state = state_of(raw)
@@ -67,7 +67,12 @@ async def rebuild(rt: Runtime) -> int:
     for key, (partition, value) in unreleased.items():
         add(partition, key, value)
     recount.finish(snapshot.cut)
-    count = rt.timer_index.reset(entries)
+    count = rt.timer_index.reset(entries, generation)
+    if count is None:
+        # A later rebalance's rebuild started meanwhile; it alone makes the clock ready.
+        log.info("timer index rebuild superseded by a newer one after %.2f s",
+                 time.monotonic() - started)  # fmt: skip
+        return 0
     rt.metrics.timers_pending.set(count)
     rt.clock_ready = True
     log.info(

@@ -45,6 +45,8 @@ class TimerIndex:
         #: While a rebuild reads the table, what the agent noted meanwhile: key -> (partition,
         #: due or None). The rebuild's snapshot predates these, so they win over it.
         self._since_snapshot: dict[bytes, tuple[int, float | None]] | None = None
+        #: The latest rebuild's snapshot: an older rebuild still scanning is superseded.
+        self._generation = 0
 
     def note(self, partition: int, key: bytes, state: CustomerState | None) -> None:
         """Record the person's next due time after their state changed."""
@@ -57,13 +59,26 @@ class TimerIndex:
         elif self._indexed.get(key) != due:
             self.push(partition, due, key)
 
-    def snapshot_taken(self) -> None:
-        """A rebuild has read the table: keep the notes made from now on for `reset`."""
+    def snapshot_taken(self) -> int:
+        """A rebuild has read the table: keep the notes made from now on for `reset`. Returns
+        the rebuild's generation. A rebalance that completes while an earlier rebuild still
+        scans starts another; the newer snapshot holds everything noted before it."""
+        self._generation += 1
         self._since_snapshot = {}
+        return self._generation
 
-    def reset(self, entries: Iterable[tuple[int, bytes, float]]) -> int:
+    def reset(
+        self, entries: Iterable[tuple[int, bytes, float]], generation: int | None = None
+    ) -> int | None:
         """Replace the index with (partition, key, due) entries from a table snapshot, plus
-        whatever the agent noted after the snapshot was taken; returns how many entries."""
+        whatever the agent noted after the snapshot was taken; returns how many entries.
+
+        With the `generation` of its snapshot, a rebuild that a newer one superseded changes
+        nothing and gets None: installing it would drop what the agent noted since the newer
+        snapshot, and a timer armed then would never fire.
+        """
+        if generation is not None and generation != self._generation:
+            return None
         later = self._since_snapshot or {}
         self._since_snapshot = None
         self._heaps = {}

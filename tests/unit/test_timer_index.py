@@ -93,3 +93,24 @@ def test_a_rebuild_keeps_what_the_agent_noted_after_its_snapshot() -> None:
     assert index.due([1, 2, 3], 100.0, resend_after_s=1.0, limit=10) == [(1, b"armed"), (3, b"old")]
     index.note(1, b"later", _state(60.0))  # after the reset: no longer recorded separately
     assert index.reset([]) == 0
+
+
+def test_a_rebuild_superseded_by_a_newer_one_changes_nothing() -> None:
+    """Two rebalances in a row: the first rebuild still scans when the second takes its
+    snapshot. What the agent notes after the second snapshot must survive both resets."""
+    index = TimerIndex()
+    first = index.snapshot_taken()
+    index.note(0, b"early", _state(20.0))  # before the second snapshot: the snapshot has it
+    second = index.snapshot_taken()
+    index.note(1, b"armed", _state(50.0))  # after it: only the notes know
+    assert index.reset([(3, b"stale", 10.0)], first) is None  # superseded
+    assert index.due([0, 1, 3], 100.0, resend_after_s=1.0, limit=10) == [
+        (0, b"early"),
+        (1, b"armed"),
+    ]  # untouched by the superseded reset
+    index.note(1, b"armed", _state(50.0))
+    assert index.reset([(0, b"early", 20.0)], second) == 2
+    assert index.due([0, 1, 3], 100.0, resend_after_s=1.0, limit=10) == [
+        (0, b"early"),
+        (1, b"armed"),
+    ]
