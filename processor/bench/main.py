@@ -216,7 +216,9 @@ class Bench:
         if "raw" not in skip:
             self.contest_raw(info)
         if "naive" not in skip:
-            self.contest_naive(info)
+            self.contest_naive(info, "naive")
+        if "empty" not in skip:
+            self.contest_naive(info, "empty")
         if "processor" not in skip:
             self.contest_processor(info, self.args.workers, "processor")
         if "scaled" not in skip and "processor" not in skip and self.args.scale > 1:
@@ -273,13 +275,16 @@ class Bench:
             runs.append(r)
         self._summary("raw", runs)
 
-    def contest_naive(self, info: stream.StreamInfo) -> None:
+    def contest_naive(self, info: stream.StreamInfo, name: str) -> None:
+        """The naive Faust agent ("naive"), or the same agent doing nothing ("empty")."""
         runs = []
         seconds = self.args.naive_seconds or self.size.naive_seconds
         # Enough for the bounded time at several times the expected rate.
-        publish = min(info.messages, int(seconds * 10_000))
+        publish = min(info.messages, int(seconds * (10_000 if name == "naive" else 15_000)))
+        what = "naive Faust agent" if name == "naive" else "empty Faust agent"
+        empty = ["--empty"] if name == "empty" else []
         for i in range(self.runs):
-            self.log(f"naive Faust agent, run {i + 1} of {self.runs} (at most {seconds:.0f} s)")
+            self.log(f"{what}, run {i + 1} of {self.runs} (at most {seconds:.0f} s)")
             with self.fresh_broker(info, publish) as bootstrap:
                 asyncio.run(kafka.recreate(bootstrap, {naive.OUTPUT: (8, {})}))
                 datadir = self.home / "naive"
@@ -287,14 +292,14 @@ class Bench:
                 r = run_child(
                     "processor.bench.naive",
                     ["--bootstrap", bootstrap, "--run", str(i), "--datadir", str(datadir),
-                     "--expect", str(publish), "--seconds", str(seconds)],
+                     "--expect", str(publish), "--seconds", str(seconds), *empty],
                     self.broker_pid,
-                    self.logs / "naive.log",
+                    self.logs / f"{name}.log",
                 )  # fmt: skip
             self.log(f"  {r.messages:,} in {r.seconds:.1f} s: {r.rate:,.0f}/s")
             runs.append(r)
         bounded = runs[0].messages < info.messages
-        self._summary("naive", runs, bounded_seconds=seconds if bounded else None)
+        self._summary(name, runs, bounded_seconds=seconds if bounded else None)
 
     def _workers(self, name: str, bootstrap: str, count: int) -> list[Worker]:
         return [
@@ -435,7 +440,8 @@ def parser() -> argparse.ArgumentParser:
                    help="also run the processor with N worker processes, to show how it "
                    "scales (2; 0 or 1: not at all)")  # fmt: skip
     p.add_argument("--naive-seconds", type=float, default=None,
-                   help="the naive agent's runs stop after this much processing")  # fmt: skip
+                   help="the naive and the empty agent's runs stop after this much "
+                   "processing")  # fmt: skip
     p.add_argument("--latency-seconds", type=float, default=None,
                    help="how long the paced latency run publishes")  # fmt: skip
     p.add_argument("--state-customers", type=int, default=None,
@@ -445,8 +451,9 @@ def parser() -> argparse.ArgumentParser:
                    "whole stream (size default)")  # fmt: skip
     p.add_argument("--processor-timeout", type=float, default=3600.0,
                    help="give up a processor run after this many seconds")  # fmt: skip
-    p.add_argument("--skip", action="append", default=[],
-                   choices=["raw", "naive", "processor", "scaled", "latency", "state"])  # fmt: skip
+    p.add_argument("--skip", action="append", default=[], choices=[
+        "raw", "naive", "empty", "processor", "scaled", "latency", "state",
+    ])  # fmt: skip
     p.add_argument("--worker-env", action="append", default=[], metavar="NAME=VALUE",
                    help="extra environment for the processor's workers")  # fmt: skip
     p.add_argument("--dir", type=Path, default=Path("data/bench"),

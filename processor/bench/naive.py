@@ -2,6 +2,9 @@
 
 One agent over the inbound topics that parses each message, writes the key's state to a
 changelogged table and awaits one send per event. Faust's defaults otherwise (memory store).
+With `--empty` the agent does nothing with a message but count it, on the processor's own
+consumer (stream/app.py: its fetch wait and hand-over): the most that an agent consuming one
+Faust record per event, as the processor's ingest does, can drain on this machine and broker.
 Run as `python -m processor.bench.naive`; it stops after `--expect` messages or `--seconds` of
 processing, whichever comes first, and writes the result as JSON to `--result`.
 """
@@ -22,6 +25,7 @@ import faust
 import orjson
 
 from processor import topics as t
+from processor.stream.app import ShortFetchConsumer
 
 OUTPUT = "bench-naive-output"
 
@@ -44,6 +48,7 @@ def main() -> int:
     p.add_argument("--expect", type=int, required=True)
     p.add_argument("--seconds", type=float, required=True)
     p.add_argument("--result", type=Path, required=True, help="where to write the result")
+    p.add_argument("--empty", action="store_true", help="count the messages, nothing else")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     asyncio.set_event_loop(asyncio.new_event_loop())
@@ -64,6 +69,8 @@ def main() -> int:
         broker_heartbeat_interval=3.0,
         web_enabled=False,
     )
+    if args.empty:
+        app.transport.Consumer = ShortFetchConsumer  # type: ignore[misc]
     source = app.topic(*t.INBOUND, allow_empty=True, **raw)
     output = app.topic(OUTPUT, partitions=8, **raw)
     table = app.Table("state", partitions=8, key_type=bytes, value_type=bytes)
@@ -88,6 +95,10 @@ def main() -> int:
             if not progress["n"]:
                 progress["first_at"], progress["cpu0"] = time.time(), time.process_time()
             progress["n"] += 1
+            if args.empty:
+                if progress["n"] >= args.expect:
+                    finish()
+                continue
             try:
                 parsed = orjson.loads(event.value) if event.value else None
             except orjson.JSONDecodeError:

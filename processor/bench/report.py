@@ -58,7 +58,12 @@ def table(r: dict[str, Any]) -> str:
         f"{'contestant':<22}{'events/s':>10}{'CPU s/1000':>12}{'broker CPU':>12}"
         f"{'peak RSS':>11}  runs (events/s)",
     ]
-    names = {"raw": "raw aiokafka pipe", "naive": "naive Faust agent", "processor": "processor"}
+    names = {
+        "raw": "raw aiokafka pipe",
+        "naive": "naive Faust agent",
+        "empty": "empty Faust agent",
+        "processor": "processor",
+    }
     if "scaled" in r:
         names["scaled"] = f"processor, {r['scaled']['workers']} workers"
     for key, name in names.items():
@@ -71,11 +76,17 @@ def table(r: dict[str, Any]) -> str:
             f"{c['broker_cpu_s_per_1000']:>12.3f}{_mib(c['peak_rss_bytes']):>11}  {runs}"
         )
     notes = []
-    if "naive" in r and r["naive"].get("bounded_seconds"):
+    for key in ("naive", "empty"):
+        if key in r and r[key].get("bounded_seconds"):
+            notes.append(
+                f"{key}: each run measured over its first {r[key]['bounded_seconds']:.0f} s "
+                f"of processing ({r[key]['messages']:,} messages in the median run), not the "
+                "whole stream"
+            )
+    if "empty" in r:
         notes.append(
-            f"naive: each run measured over its first {r['naive']['bounded_seconds']:.0f} s "
-            f"of processing ({r['naive']['messages']:,} messages in the median run), not the "
-            "whole stream"
+            "empty: the naive agent on the processor's consumer, doing nothing with a message "
+            "but count it: the most an agent that consumes one Faust record per event drains here"
         )
     if "processor" in r:
         p = r["processor"]
@@ -115,6 +126,18 @@ def table(r: dict[str, Any]) -> str:
             lines.append(
                 f"processor / naive = {ratio:5.1f}  (target >= {MIN_NAIVE_RATIO:g}: "
                 f"{_mark(ratio >= MIN_NAIVE_RATIO)})"
+            )
+    if "empty" in r and r["empty"]["rate"]:
+        ceiling = r["empty"]["rate"]
+        versus = []
+        if "raw" in r and r["raw"]["rate"]:
+            versus.append(f"{ceiling / r['raw']['rate']:.2f} x raw")
+        if "naive" in r and r["naive"]["rate"]:
+            versus.append(f"{ceiling / r['naive']['rate']:.1f} x naive")
+        if versus:
+            lines.append(
+                f"empty Faust agent = {', '.join(versus)}: the ceiling of an agent that "
+                "consumes one Faust record per event, as the processor's ingest does"
             )
     if "latency" in r:
         lat = r["latency"]

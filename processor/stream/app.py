@@ -37,16 +37,21 @@ PRODUCER_LINGER_S = 0.005
 FETCH_MAX_WAIT_MS = 100
 
 
-class _ShortFetchThread(faust_aiokafka.AIOKafkaConsumerThread):
+class ShortFetchThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread, whose fetches wait at most FETCH_MAX_WAIT_MS."""
+
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when the consumer starts
         return consumer
 
 
-class _ShortFetchConsumer(faust_aiokafka.Consumer):
+class ShortFetchConsumer(faust_aiokafka.Consumer):
+    """The worker's consumer: short fetch waits, a plain call to hand a message over when
+    nothing can make it wait, and seeks with the flow stopped."""
+
     def _new_consumer_thread(self) -> Any:
-        return _ShortFetchThread(self, loop=self.loop, beacon=self.beacon)
+        return ShortFetchThread(self, loop=self.loop, beacon=self.beacon)
 
     async def wait_first(self, *coros: Any, timeout: Any = None) -> Any:  # noqa: ASYNC109
         """Faust's drain loop hands every fetched message to the agents' buffers with
@@ -207,7 +212,7 @@ def create_app(settings: Settings, journey: Journey, metrics: Metrics) -> Runtim
     )
     app.tables.bulk_connection = connection_kwargs(settings)  # type: ignore[attr-defined]
     # This app's transport only: its consumer's fetches wait at most FETCH_MAX_WAIT_MS.
-    app.transport.Consumer = _ShortFetchConsumer  # type: ignore[misc]
+    app.transport.Consumer = ShortFetchConsumer  # type: ignore[misc]
     raw: dict[str, Any] = {
         "key_type": bytes,
         "value_type": bytes,
