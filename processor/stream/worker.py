@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import shutil
 import sys
 from pathlib import Path
@@ -82,6 +83,11 @@ def run_worker(settings: Settings) -> int:
     clock.install(rt)
     views.install(rt)
     worker = faust.Worker(rt.app, loglevel=settings.log_level, quiet=True)
+    # What exists now lives as long as the worker (Faust, the models' validators, the journey):
+    # exempt from the garbage collector's full scans, which paused the worker up to 71 ms each
+    # at the benchmark's latency rate (12 ms with this).
+    gc.collect()
+    gc.freeze()
     code = 0
     try:
         worker.execute_from_commandline()
