@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
     def progress(n: int) -> None:
         print(f"\rpublished {n}", end="", file=sys.stderr, flush=True)
 
-    sent = asyncio.run(publish(load_settings(), args.file, args.topic, progress))
+    now = datetime.now(UTC) if args.now else None
+    sent = asyncio.run(publish(load_settings(), args.file, args.topic, progress, now=now))
     print(f"\rpublished {sent} message(s) from {args.file}", file=sys.stderr)
     return 0
 
@@ -140,11 +142,18 @@ def register(sub: Any) -> None:
     pub = sub.add_parser(
         "publish",
         help="publish a JSON-lines file of events",
-        description="Publish each line as one message, unchanged. The topic is "
-        "--topic, else the event's `channel`; the key is its first identifier.",
+        description="Publish each line as one message, unchanged (unless --now). The topic "
+        "is --topic, else the event's `channel`; the key is its first identifier.",
     )
     pub.add_argument("file", type=Path)
     pub.add_argument("--topic", help="topic for every line (default: from `channel`)")
+    pub.add_argument(
+        "--now",
+        action="store_true",
+        help="move every event's occurred_at (a command's requested_at) by one offset, so "
+        "that the latest one not in the future happens now; the gaps between them stay. For "
+        "sample files: the journey does not act on events older than a step's stale_after",
+    )
     pub.set_defaults(func=cmd_publish)
 
     tail = sub.add_parser(

@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -24,6 +25,8 @@ from processor.settings import Settings
 
 TOPIC_OF_CHANNEL = {"web": t.WEB, "email": t.EMAIL, "store": t.STORE}
 _KEY_ORDER = ("customer_id", "email", "loyalty_id", "anonymous_id")
+#: The event time of a touchpoint and of a control command: what `publish --now` moves.
+_TIME_FIELDS = ("occurred_at", "requested_at")
 
 
 async def apply_topics(settings: Settings, out: TextIO = sys.stdout) -> list[str]:
@@ -81,10 +84,65 @@ def route(line: bytes, topic: str | None) -> tuple[str, bytes | None]:
     return topic, key.encode() if key else None
 
 
+def _time_of(value: Any) -> datetime | None:
+    """An RFC 3339 time with an offset; None for anything else."""
+    if not isinstance(value, str):
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else None
+
+
+def shift_to(path: Path, now: datetime) -> timedelta:
+    """The offset that moves the file's latest event time that is not after `now` onto `now`
+    (zero if there is none). Later times are left out: they are in the future on purpose."""
+    latest: datetime | None = None
+    for _, line in _lines(path):
+        try:
+            event = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(event, dict):
+            continue
+        for name in _TIME_FIELDS:
+            at = _time_of(event.get(name))
+            if at is not None and at <= now and (latest is None or at > latest):
+                latest = at
+    return now - latest if latest is not None else timedelta(0)
+
+
+def shifted(line: bytes, delta: timedelta) -> bytes:
+    """`line` with its event time moved by `delta`, in UTC to the millisecond; a line that is
+    not a JSON object or has no valid time is returned as it is (it is bad input on purpose)."""
+    try:
+        event = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return line
+    if not isinstance(event, dict):
+        return line
+    changed = False
+    for name in _TIME_FIELDS:
+        at = _time_of(event.get(name))
+        if at is not None:
+            moved = (at + delta).astimezone(UTC).isoformat(timespec="milliseconds")
+            event[name] = moved.replace("+00:00", "Z")
+            changed = True
+    return orjson.dumps(event) if changed else line
+
+
 async def publish(
-    settings: Settings, path: Path, topic: str | None, progress: Callable[[int], None]
+    settings: Settings,
+    path: Path,
+    topic: str | None,
+    progress: Callable[[int], None],
+    *,
+    now: datetime | None = None,
 ) -> int:
-    """Publish each line of a JSON-lines file as one message, exactly as written."""
+    """Publish each line of a JSON-lines file as one message, exactly as written; with `now`,
+    every event time first moves by one offset, so that the latest falls on `now`."""
+    delta = shift_to(path, now) if now is not None else None
     producer = AIOKafkaProducer(**connection_kwargs(settings), linger_ms=5, acks="all")
     await producer.start()
     sent = 0
@@ -95,6 +153,8 @@ async def publish(
                 target, key = route(line, topic)
             except ValueError as exc:
                 raise ValueError(f"{path}:{n}: {exc}") from exc
+            if delta is not None:
+                line = shifted(line, delta)
             pending.append(await producer.send(target, line, key=key))
             sent += 1
             if sent % 1000 == 0:

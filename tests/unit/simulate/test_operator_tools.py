@@ -1,9 +1,11 @@
-"""The demo's summary from /metrics, tail's filters, and rebuilding a dead letter's original."""
+"""The demo's summary from /metrics, tail's filters, rebuilding a dead letter's original, and
+publish --now."""
 
 from __future__ import annotations
 
 import argparse
 import base64
+from pathlib import Path
 
 import pytest
 from prometheus_client import generate_latest
@@ -69,3 +71,37 @@ def test_original_of_a_dead_letter() -> None:
         _original({**text, "raw_truncated": True})
     with pytest.raises(ValueError, match="not an inbound topic"):
         _original({**text, "source": {"topic": "journey.actions"}})
+
+
+def test_publish_now_moves_every_event_time_by_one_offset(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import orjson
+
+    from processor.kafka.tools import shift_to, shifted
+
+    lines = [
+        b'{"event_id":"a","occurred_at":"2026-11-22T09:00:00Z","identity":{"email":"x@y.z"}}',
+        b'{"event_id":"b","occurred_at":"2026-11-22T11:30:00.250+02:00"}',
+        b'{"command":"erase_customer","requested_at":"2026-11-22T09:10:00Z"}',
+        b'{"event_id":"future","occurred_at":"2036-01-01T00:00:00Z"}',  # left out of the anchor
+        b'{"event_id":"bad","occurred_at":"yesterday"}',
+        b"not json",
+    ]
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    now = datetime(2027, 3, 1, 12, 0, tzinfo=UTC)
+    delta = shift_to(path, now)
+    assert delta == now - datetime(2026, 11, 22, 9, 30, 0, 250000, tzinfo=UTC)
+    out = [shifted(line, delta) for line in lines]
+    times = [orjson.loads(o).get("occurred_at") or orjson.loads(o).get("requested_at")
+             for o in out[:4]]  # fmt: skip
+    assert times == [
+        "2027-03-01T11:29:59.750Z",
+        "2027-03-01T12:00:00.000Z",
+        "2027-03-01T11:39:59.750Z",
+        "2036-04-09T02:29:59.750Z",
+    ]
+    assert orjson.loads(out[0])["identity"] == {"email": "x@y.z"}  # the rest unchanged
+    assert out[4:] == lines[4:]  # bad input stays bad
+    assert shift_to(tmp_path / "events.jsonl", datetime(2020, 1, 1, tzinfo=UTC)) == timedelta(0)
