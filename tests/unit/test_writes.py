@@ -17,12 +17,46 @@ Record = tuple[int, bytes, bytes | None]
 
 
 class App:
-    """What `writes.produce` uses of a Faust app: its producer, and whether it runs in
-    transactions (exactly-once mode)."""
+    """What `writes` uses of a Faust app: its producer (Faust's, and aiokafka's under it), and
+    whether it runs in transactions (exactly-once mode)."""
 
     def __init__(self, producer: Any, in_transaction: bool = False) -> None:
         self.producer = producer
         self.in_transaction = in_transaction
+
+
+class Batch:
+    """aiokafka's record batch builder as `writes.Batches` uses it; full at `capacity`
+    records (the real one at a size in bytes, but it too always takes a first record)."""
+
+    capacity = 1000
+
+    def __init__(self) -> None:
+        self.records: list[tuple[bytes | None, bytes | None]] = []
+        self.closed = False
+
+    def append(self, *, timestamp: None, key: bytes | None, value: bytes | None) -> object:
+        assert not self.closed
+        if len(self.records) >= self.capacity:
+            return None
+        self.records.append((key, value))
+        return object()  # the real one returns the record's metadata
+
+    def close(self) -> None:
+        self.closed = True
+
+    def record_count(self) -> int:
+        return len(self.records)
+
+
+class Producer:
+    """A stand-in that is both Faust's producer and aiokafka's under it."""
+
+    def _ensure_producer(self) -> Any:
+        return self
+
+    def create_batch(self) -> Batch:
+        return Batch()
 
 
 class Metadata:
@@ -44,7 +78,7 @@ class Store(dict[bytes, bytes]):
         self.persisted[tp] = offset
 
 
-class Table:
+class Table(Producer):
     """What `Coalesced` uses of a Faust table: the store under `data`, `get`, the app, the
     changelog topic, and (exactly-once mode only) the callback that records a delivered
     changelog offset. The table is also the changelog topic's producer."""
@@ -68,20 +102,26 @@ class Table:
         offset = self.offsets[partition] = self.offsets.get(partition, -1) + 1
         return Metadata("changelog", partition, offset)
 
-    async def send(self, *args: Any, **kw: Any) -> asyncio.Future[Metadata]:
-        """The producer's `send` (outside transactions), or the topic's (inside them)."""
+    async def send(self, **kw: Any) -> asyncio.Future[Metadata]:
+        """The topic's `send`, with Faust's callback (exactly-once mode only)."""
         fut: asyncio.Future[Metadata] = asyncio.get_running_loop().create_future()
-        if kw:  # Topic.send, with Faust's callback
-            assert self.app.in_transaction
-            assert kw["key_serializer"] == kw["value_serializer"] == "raw"
-            assert kw["callback"] == self._on_changelog_sent
-            fut.set_result(self._record(kw["partition"], kw["key"], kw["value"]))
-            self._on_changelog_sent(fut)
-        else:
-            name, key, value, partition, _, _ = args
-            assert name == "changelog"
-            assert not self.app.in_transaction
-            fut.set_result(self._record(partition, key, value))
+        assert self.app.in_transaction
+        assert kw["key_serializer"] == kw["value_serializer"] == "raw"
+        assert kw["callback"] == self._on_changelog_sent
+        fut.set_result(self._record(kw["partition"], kw["key"], kw["value"]))
+        self._on_changelog_sent(fut)
+        return fut
+
+    async def send_batch(
+        self, batch: Batch, name: str, *, partition: int
+    ) -> asyncio.Future[Metadata]:
+        """aiokafka's `send_batch` (outside transactions): the batch's first offset."""
+        assert name == "changelog"
+        assert not self.app.in_transaction
+        assert batch.closed
+        fut: asyncio.Future[Metadata] = asyncio.get_running_loop().create_future()
+        records = [self._record(partition, key, value) for key, value in batch.records]
+        fut.set_result(records[0])
         return fut
 
     def _on_changelog_sent(self, fut: asyncio.Future[Metadata]) -> None:
@@ -184,14 +224,14 @@ class Stream:
         return True
 
 
-class Topic:
-    """A topic whose app's producer it is: `send` returns a delivery future, as the producer's
-    does; the test decides when it resolves."""
+class Topic(Producer):
+    """A topic whose app's producer it is: `send` and `send_batch` return a delivery future,
+    as the producer's do; the test decides when they resolve."""
 
     def __init__(self, log: list[Any]) -> None:
         self.log = log
         self.app = App(self)
-        self.pending: list[tuple[asyncio.Future[None], bytes]] = []
+        self.pending: list[tuple[asyncio.Future[None], list[bytes]]] = []
 
     def get_topic_name(self) -> str:
         return "out"
@@ -200,12 +240,19 @@ class Topic:
         self, name: str, key: bytes | None, value: bytes, partition: int | None, *_: Any
     ) -> asyncio.Future[None]:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.pending.append((fut, value))
+        self.pending.append((fut, [value]))
+        return fut
+
+    async def send_batch(self, batch: Batch, name: str, *, partition: int) -> asyncio.Future[None]:
+        assert batch.closed
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        values = [value for _, value in batch.records]
+        self.pending.append((fut, [v for v in values if v is not None]))
         return fut
 
     def deliver(self) -> None:
-        for fut, value in self.pending:
-            self.log.append(("delivered", value))
+        for fut, values in self.pending:
+            self.log += [("delivered", value) for value in values]
             fut.set_result(None)
         self.pending.clear()
 
@@ -331,6 +378,10 @@ class PartitionedTopic(Topic):
         self.log.append(("sent", partition, value))
         return await super().send(name, key, value, partition)
 
+    async def send_batch(self, batch: Batch, name: str, *, partition: int) -> asyncio.Future[None]:
+        self.log += [("sent", partition, value) for _, value in batch.records]
+        return await super().send_batch(batch, name, partition=partition)
+
 
 def test_a_unit_sends_a_bundled_topic_as_one_record_per_partition_in_order() -> None:
     keys = [b"C-%d" % n for n in range(40)]
@@ -429,3 +480,64 @@ def test_a_keyed_topics_messages_go_to_the_producers_partition_for_their_key() -
     assert sent[:50] == [(writes.partition_of(b"C-%d" % n, 6), b"%d" % n) for n in range(50)]
     assert len({p for p, _ in sent[:50]}) == 6
     assert sent[50:] == [(None, b"no key"), (None, b"unkeyed")]
+
+
+def test_a_unit_sends_a_keyed_topic_at_its_end_in_one_batch_per_partition(
+    monkeypatch: Any,
+) -> None:
+    monkeypatch.setattr(Batch, "capacity", 4)
+    keys = [b"C-%d" % (n % 7) for n in range(30)]  # several messages per key, in order
+
+    async def main() -> tuple[list[Any], list[bool], list[list[Any]]]:
+        log: list[Any] = []
+        stream, topic = Stream(log), PartitionedTopic(log)
+        writes.keyed(topic, 3)
+        unit = Unit("test", None, max_messages=100)
+        in_hand, batches = [], []
+
+        async def agent() -> None:
+            async for event in unit.events(stream):
+                await send(topic, keys[event.n], b"%d" % event.n)
+                in_hand.append(unit.in_hand)
+                # Nothing reaches the producer before the unit's end.
+                assert not [e for e in log if e[0] == "sent"]
+
+        for n in range(len(keys)):
+            stream.queue.put_nowait(Event(n))
+        task = asyncio.create_task(agent())
+        await _until(lambda: len(topic.pending) > 0)
+        await asyncio.sleep(0.1)
+        assert not [e for e in log if e[0] == "ack"]  # not before Kafka acknowledged them
+        batches.extend([v for v in values] for _, values in topic.pending)
+        topic.deliver()
+        await _until(lambda: ("ack", len(keys) - 1) in log)
+        task.cancel()
+        return log, in_hand, batches
+
+    log, in_hand, batches = asyncio.run(main())
+    assert all(in_hand)
+    sent = [(p, v) for kind, p, v in (e for e in log if e[0] == "sent")]
+    for partition in range(3):
+        want = [b"%d" % n for n, k in enumerate(keys) if writes.partition_of(k, 3) == partition]
+        assert [v for p, v in sent if p == partition] == want  # in the order sent
+    assert sorted(v for _, v in sent) == sorted(b"%d" % n for n in range(len(keys)))
+    # Full batches started others: at most 4 records each, one future per batch.
+    assert all(1 <= len(b) <= 4 for b in batches)
+    assert len(batches) == sum(-(-len(list(g)) // 4) for g in
+                               ([v for p, v in sent if p == q] for q in range(3)))  # fmt: skip
+    first_ack = next(i for i, e in enumerate(log) if e[0] == "ack")
+    assert sum(1 for e in log[:first_ack] if e[0] == "delivered") == len(keys)
+
+
+def test_outside_a_units_work_a_keyed_message_goes_to_the_producer_at_once() -> None:
+    async def main() -> list[Any]:
+        log: list[Any] = []
+        topic = PartitionedTopic(log)
+        writes.keyed(topic, 3)
+        unit = Unit("idle", None, max_messages=10)
+        writes._unit.set(unit)  # a unit, but no message of it in hand
+        await send(topic, b"C-1", b"now")
+        assert not unit.batches
+        return log
+
+    assert asyncio.run(main()) == [("sent", writes.partition_of(b"C-1", 3), b"now")]
