@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
@@ -45,6 +46,10 @@ class Metrics:
     action_latency: Histogram
     consumer_lag: Gauge
     build: Info
+    #: Children by (metric, label values), for `child`.
+    _children: dict[tuple[Any, tuple[str, ...]], Any] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @classmethod
     def create(
@@ -203,6 +208,15 @@ class Metrics:
                 if other != stage:
                     m.transitions.labels(other, stage)
         return m
+
+    def child(self, metric: Any, *values: str) -> Any:
+        """`metric.labels(*values)`, looked up once: `labels()` checks its arguments and takes a
+        lock on every call, and the agents count several labelled metrics per event."""
+        key = (metric, values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found
 
     def expect(self, actions: Iterable[tuple[str, str]]) -> None:
         """Pre-initialise the journey's (action, template) pairs, so that they show zeros."""

@@ -29,7 +29,7 @@ async def handle_inbound(rt: Runtime, message: Any) -> None:
     src = deadletters.source_of(message)
     label = deadletters.label_of(src.topic)
     channel = deadletters.CHANNEL_OF_TOPIC.get(src.topic)
-    rt.metrics.messages_consumed.labels(label).inc()
+    rt.metrics.child(rt.metrics.messages_consumed, label).inc()
     now = datetime.now(UTC)
     limit = rt.settings.max_event_bytes
     result: Touchpoint | ControlCommand | Rejection
@@ -45,7 +45,7 @@ async def handle_inbound(rt: Runtime, message: Any) -> None:
         node = "c:" + result.customer_id
         await send(rt.identity_links, node.encode(), pack("control", payload, label, src))
         return
-    rt.metrics.events_received.labels(label, result.type.value).inc()
+    rt.metrics.child(rt.metrics.events_received, label, result.type.value).inc()
     nodes = nodes_of(result.identity)
     value = pack("event", payload, label, src)
     customer = next((node for node in nodes if is_anchor(node)), None)

@@ -55,12 +55,12 @@ async def _emit(rt: Runtime, key: bytes, partition: int, out: Outcome) -> None:
     m = rt.metrics
     for tr in out.transitions:
         await send(rt.transitions, tr.customer_id.encode(), to_json(tr))
-        m.transitions.labels(tr.from_stage or "none", tr.to_stage).inc()
+        m.child(m.transitions, tr.from_stage or "none", tr.to_stage).inc()
     for action in out.actions:
         await send(rt.actions, action.customer_id.encode(), to_json(action))
-        m.actions.labels(action.action.value, action.template).inc()
+        m.child(m.actions, action.action.value, action.template).inc()
     for rule, reason in out.suppressed:
-        m.actions_suppressed.labels(rule, reason).inc()
+        m.child(m.actions_suppressed, rule, reason).inc()
     if out.cross_channel_conversion:
         m.cross_channel_conversions.inc()
 
@@ -135,10 +135,10 @@ async def handle_customer(rt: Runtime, key_raw: bytes, value: bytes, partition: 
         else:
             event = from_checked(payload)  # validated at ingest
             out = step(state, EventInput(event, Channel(label), key), now, rt.journey)
-            rt.metrics.events_processed.labels(label).inc()
+            rt.metrics.child(rt.metrics.events_processed, label).inc()
             observe.event_processed(rt, label, event.occurred_at, now)
             if out.duplicate:
-                rt.metrics.duplicates.labels(label).inc()
+                rt.metrics.child(rt.metrics.duplicates, label).inc()
                 return
         await _emit(rt, key_raw, partition, out)
         observe.emitted(rt, partition, state, out, src)

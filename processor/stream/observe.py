@@ -137,10 +137,10 @@ def publish_stages(metrics: Metrics, known: Iterable[str], counts: Counter[str])
 
 def publish_moved(rt: Runtime, before: str | None, after: str | None) -> None:
     """Set the per-stage gauge of the two stages a person moved between."""
-    known, stages, gauge = rt.journey.stages, rt.observer.stages, rt.metrics.customers
+    known, stages, m = rt.journey.stages, rt.observer.stages, rt.metrics
     for stage in (before, after):
         if stage is not None and stage in known:
-            gauge.labels(stage).set(max(0, stages.total(stage)))
+            m.child(m.customers, stage).set(max(0, stages.total(stage)))
 
 
 def counter_total(metric: Any) -> float:
@@ -155,7 +155,9 @@ def counter_total(metric: Any) -> float:
 
 def event_processed(rt: Runtime, channel: str, occurred_at: datetime, now: datetime) -> None:
     """Observe event time → processed."""
-    rt.metrics.event_latency.labels(channel).observe(max(0.0, (now - occurred_at).total_seconds()))
+    rt.metrics.child(rt.metrics.event_latency, channel).observe(
+        max(0.0, (now - occurred_at).total_seconds())
+    )
 
 
 def emitted(

@@ -170,3 +170,24 @@ def test_status_rates_come_from_the_oldest_and_newest_sample() -> None:
 )
 def test_alert_expressions_turn_into_queries_that_always_answer(expr: str, want: str) -> None:
     assert as_bool(expr) == want
+
+
+def test_a_remembered_child_counts_where_labels_would() -> None:
+    m = Metrics.create(stages=STAGES)
+    web = m.child(m.events_processed, "web")
+    assert m.child(m.events_processed, "web") is web is m.events_processed.labels("web")
+    web.inc()
+    m.child(m.events_processed, "email").inc(2)
+    m.child(m.transitions, "none", STAGES[0]).inc()
+    text = _text(m)
+    assert metric_values(text, "touchpoint_events_processed_total") == {
+        (("channel", "web"),): 1.0,
+        (("channel", "email"),): 2.0,
+        (("channel", "store"),): 0.0,
+    }
+    assert (
+        metric_values(text, "touchpoint_transitions_total")[
+            (("from_stage", "none"), ("to_stage", STAGES[0]))
+        ]
+        == 1.0
+    )
