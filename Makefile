@@ -9,6 +9,8 @@ STAMP := $(VENV)/.installed-stamp
 # The embedded broker's port for `make run`; the README's shell examples use it.
 BROKER_PORT ?= 19092
 PYTEST_ARGS ?=
+# `make test` runs its tests in this many pytest processes (pytest-xdist; 0: in one process).
+TEST_JOBS ?= 2
 
 .PHONY: help setup run broker test test-kafka test-faults lint format schemas clean system-deps bench dashboard-png
 
@@ -43,8 +45,8 @@ format: setup ## rewrite code into shape (ruff format and safe fixes)
 schemas: setup ## regenerate topics/schemas from the models
 	$(BIN)/touchpoint schemas
 
-test: lint system-deps ## the default suite: unit tests and embedded-broker tests
-	$(BIN)/pytest $(PYTEST_ARGS)
+test: lint system-deps ## the default suite: unit tests and embedded-broker tests, in TEST_JOBS (2) pytest processes
+	$(BIN)/pytest -n $(TEST_JOBS) $(PYTEST_ARGS)
 
 system-deps: ## install Prometheus, Chromium and kcat for the tests (Debian packages), if missing
 	./.ci/system-deps.sh
