@@ -170,10 +170,9 @@ async def send(topic: Any, key: bytes | None, value: bytes) -> None:
             if unit is not None and unit.working:
                 if topic in _bundled:
                     unit.bundle(topic, partition, key, value)
-                    return
-                if not topic.app.in_transaction:
-                    unit.batches.add(topic.app, topic.get_topic_name(), partition, key, value)
-                    return
+                else:
+                    await unit.hand_over(topic, partition, key, value)
+                return
     delivered = await produce(topic, key, value, partition)
     if unit is not None:
         unit.sends.append(delivered)
@@ -362,6 +361,14 @@ class Unit:
             self._bundles.append((topic, partition, builder))
         builder.add(key, value)
 
+    async def hand_over(self, topic: Any, partition: int, key: bytes | None, value: bytes) -> None:
+        """Put one message into the unit's batches; in exactly-once mode, give it to Faust's
+        transactional producer now (`produce`)."""
+        if topic.app.in_transaction:
+            self.sends.append(await produce(topic, key, value, partition))
+        else:
+            self.batches.add(topic.app, topic.get_topic_name(), partition, key, value)
+
     async def events(self, stream: Any) -> AsyncIterator[Any]:
         """The stream's events, each acknowledged only when the unit it belongs to has ended."""
         self._stream = stream
@@ -393,12 +400,7 @@ class Unit:
                 pending, self._bundles = self._bundles, []
                 self._open.clear()
                 for topic, partition, builder in pending:
-                    if topic.app.in_transaction:  # Faust's way, as in `produce`
-                        self.sends.append(await produce(topic, None, builder.value(), partition))
-                    else:
-                        self.batches.add(
-                            topic.app, topic.get_topic_name(), partition, None, builder.value()
-                        )
+                    await self.hand_over(topic, partition, None, builder.value())
                 self.sends += [delivered for delivered, _ in await self.batches.send()]
                 sends, self.sends = self.sends, []
                 for delivered in sends:  # the outputs first,

@@ -508,7 +508,7 @@ def test_a_unit_sends_a_keyed_topic_at_its_end_in_one_batch_per_partition(
         await _until(lambda: len(topic.pending) > 0)
         await asyncio.sleep(0.1)
         assert not [e for e in log if e[0] == "ack"]  # not before Kafka acknowledged them
-        batches.extend([v for v in values] for _, values in topic.pending)
+        batches.extend(list(values) for _, values in topic.pending)
         topic.deliver()
         await _until(lambda: ("ack", len(keys) - 1) in log)
         task.cancel()
