@@ -207,6 +207,15 @@ def create_app(settings: Settings, journey: Journey, metrics: Metrics) -> Runtim
         web_bind=settings.web_host,
         web_port=settings.web_port,
         web_host=settings.web_host,
+        # Faust's own views read tables and the cluster's layout without a token (a person's
+        # state at /table/journey/<id>/, an email's person at /table/aliases/e:<email>/): off.
+        # The worker serves only its own routes (processor/web/), and those with personal data
+        # ask for the API token.
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+        web_metrics_enabled=False,
         # Faust's table manager, whose recovery reads the changelogs in bulk first.
         TableManager=Tables,
     )

@@ -332,3 +332,75 @@ def _node(key: str) -> str:
         if key.startswith(prefix):
             return node + key.removeprefix(prefix)
     return "c:" + key
+
+
+#: The routes anyone may read: counts, health and the API's description, never a person.
+PUBLIC_ROUTES = {"/", "/status.json", "/metrics", "/health", "/ready", "/openapi.json"}
+
+
+def _served_routes() -> set[str]:
+    """Every path pattern the worker's web server answers, read off the aiohttp router of an
+    app built as `touchpoint run` builds it (Faust's own views included, if any are on)."""
+    from processor.journey.definition import load_journey
+    from processor.metrics import Metrics
+    from processor.settings import Settings
+    from processor.stream import agents, clock
+    from processor.stream.app import create_app
+    from processor.web import views
+
+    settings = Settings(kafka_bootstrap="127.0.0.1:9")  # nothing connects
+    journey = load_journey(settings.journey_file)
+    rt = create_app(settings, journey, Metrics.create(stages=tuple(journey.stages)))
+    agents.install(rt)
+    clock.install(rt)
+    views.install(rt)
+    rt.app.web.init_server()
+    return {route.resource.canonical for route in rt.app.web.web_app.router.routes()}
+
+
+def test_every_route_without_the_token_keeps_personal_data_back(
+    topics_ready: str, tmp_path: Path
+) -> None:
+    served = _served_routes()
+    private = served - PUBLIC_ROUTES
+    assert private == {"/customers/{id}"}, f"routes without a decision on the token: {private}"
+    msgs, stages = _traffic()
+    identifiers = ["C-0", "e0@example.com", "L-0", "ck-0"]
+    with WorkerProcess(topics_ready, tmp_path, TOUCHPOINT_API_TOKEN=TOKEN) as worker:
+        asyncio.run(produce(topics_ready, msgs))
+        eventually("the traffic was not processed", lambda: None if _processed([worker]) >= len(
+            msgs) else "not yet", timeout_s=60)  # fmt: skip
+        assert _get(worker, "/customers/email:e0@example.com", AUTH)[0] == 200
+        # Every pattern, filled with each kind of identifier and each table, without a token.
+        fillers = {"id": [*stages, *identifiers], "name": [t.JOURNEY_TABLE, t.ALIAS_TABLE,
+                   t.GRAPH_TABLE], "key": ["C-0", "e:e0@example.com", "c:C-0"]}  # fmt: skip
+        # Faust's table and router views, which served a person's state without a token.
+        probes = {
+            f"/table/{t.JOURNEY_TABLE}/C-0/", f"/table/{t.ALIAS_TABLE}/e:e0@example.com/",
+            f"/table/{t.GRAPH_TABLE}/c:C-0/", "/table/", f"/router/{t.JOURNEY_TABLE}/C-0/",
+            "/router/", "/graph/", "/performance/",
+        }  # fmt: skip
+        for pattern in served:
+            paths = [pattern]
+            for name, values in fillers.items():
+                if "{" + name + "}" in pattern:
+                    paths = [p.replace("{" + name + "}", urllib.parse.quote(v, safe=":"))
+                             for p in paths for v in values]  # fmt: skip
+            probes.update(paths)
+        for path in sorted(probes):
+            request = urllib.request.Request(worker.url(path))
+            try:
+                with urllib.request.urlopen(request, timeout=15) as r:
+                    status, body = r.status, r.read()
+            except urllib.error.HTTPError as e:
+                status, body = e.code, e.read()
+            route = path if path in PUBLIC_ROUTES else None
+            if route is None and path.startswith("/customers/"):
+                assert status == 401, (path, status, body[:200])
+            elif route is None:
+                assert status == 404, (path, status, body[:200])  # not served at all
+            else:
+                assert status == 200, (path, status)
+            text = body.decode("utf-8", "replace").lower()
+            leaked = [i for i in identifiers if i.lower() in text]
+            assert not leaked, (path, leaked)
