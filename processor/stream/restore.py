@@ -174,11 +174,69 @@ async def restore(
     return Restored(records, seconds, True)
 
 
+async def last_offsets(
+    connection: Mapping[str, Any], reported: Mapping[TopicPartition, int], wait_s: float = 2.0
+) -> dict[TopicPartition, int]:
+    """The offset of each partition's last record, where the broker reports `reported` (its
+    high watermark - 1; -1 for an empty partition).
+
+    Apache Kafka's high watermark is one past the last record. The embedded broker (Tansu)
+    reports one past the *first* record of the last record batch, and the worker writes its
+    changelogs in batches of many records: taken at its word, a recovery would stop short of
+    the batch's other records (a rebuilt table lost them) and the offset the store persisted
+    (the batch's last) looks ahead of the log (Faust's ConsistencyError, so a restarted worker
+    never came back). One fetch from the reported last offset reads that record's whole batch,
+    which says where the log really ends, on any broker. A partition that yields nothing in
+    `wait_s` (its last record compacted away or a transaction marker) keeps the reported offset.
+    """
+    todo = {tp: last for tp, last in reported.items() if last >= 0}
+    found = dict(reported)
+    if not todo:
+        return found
+    consumer = AIOKafkaConsumer(
+        **connection, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=50
+    )
+    await consumer.start()
+    try:
+        consumer.assign(list(todo))
+        for tp, last in todo.items():
+            consumer.seek(tp, last)
+        deadline = time.monotonic() + wait_s
+        while todo and time.monotonic() < deadline:
+            fetched = await consumer.getmany(*todo, timeout_ms=100)
+            for tp, records in fetched.items():
+                if records:
+                    found[tp] = max(found[tp], records[-1].offset)
+                    todo.pop(tp, None)
+            for tp, last in list(todo.items()):
+                if await consumer.position(tp) > last:
+                    todo.pop(tp)
+    finally:
+        await consumer.stop()
+    return found
+
+
 class BulkRecovery(Recovery):
-    """Faust's recovery, with its active changelog partitions read in bulk first."""
+    """Faust's recovery, with each changelog's true end measured, and its active changelog
+    partitions read in bulk first."""
 
     #: aiokafka connection options for the bulk reads; None leaves everything to Faust.
     connection: Mapping[str, Any] | None = None
+
+    async def _build_highwaters(
+        self, consumer: Any, tps: set[TP], destination: Any, title: str
+    ) -> None:
+        await super()._build_highwaters(consumer, tps, destination, title)
+        if self.connection is None or not tps:
+            return
+        reported = {TopicPartition(tp.topic, tp.partition): destination[tp] for tp in tps}
+        measured = await last_offsets(self.connection, reported)
+        later = sum(1 for tp, last in measured.items() if last > reported[tp])
+        if later:
+            log.info("%d of %d %s changelog partitions end after the offset the broker reports "
+                     "(it counts the end by record batch)", later, len(tps), title)  # fmt: skip
+        for tp, last in measured.items():
+            destination[TP(tp.topic, tp.partition)] = last
 
     async def _build_offsets(
         self, consumer: Any, tps: set[TP], destination: Any, title: str

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import rocksdict
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from processor import topics as t
-from processor.stream.restore import Part, restore
+from processor.stream.restore import Part, last_offsets, restore
 
 pytestmark = pytest.mark.broker
 
@@ -138,3 +138,38 @@ def test_a_restore_out_of_time_leaves_a_prefix_with_its_offset_and_goes_on_from_
     for p in PARTITIONS:
         assert _contents(dbs[p]) == _expected(log[p])
         assert dbs[p][OFFSET_KEY] == str(END - 1).encode()
+
+
+async def _batched(bootstrap: str, partition: int, sizes: list[int]) -> None:
+    """Write record batches of `sizes` records to one changelog partition, as a unit's end
+    writes its changelog records (one aiokafka record batch per partition)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for n, size in enumerate(sizes):
+            batch = producer.create_batch()
+            for i in range(size):
+                batch.append(key=f"b{n}-{i}".encode(), value=b"v", timestamp=None)
+            batch.close()
+            await (await producer.send_batch(batch, t.JOURNEY_CHANGELOG, partition=partition))
+    finally:
+        await producer.stop()
+
+
+def test_the_last_offset_of_a_changelog_written_in_record_batches(topics_ready: str) -> None:
+    """Where a partition really ends, whatever the broker reports as its high watermark (the
+    embedded broker reports one past the first record of the last batch)."""
+    asyncio.run(_batched(topics_ready, 1, [5, 3]))
+    asyncio.run(_batched(topics_ready, 2, [1]))
+    tps = [TopicPartition(t.JOURNEY_CHANGELOG, p) for p in (1, 2, 4)]
+
+    async def measure() -> dict[TopicPartition, int]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=topics_ready)
+        await consumer.start()
+        try:
+            reported = {tp: end - 1 for tp, end in (await consumer.end_offsets(tps)).items()}
+        finally:
+            await consumer.stop()
+        return await last_offsets({"bootstrap_servers": topics_ready}, reported)
+
+    assert asyncio.run(measure()) == dict(zip(tps, [7, 0, -1], strict=True))
