@@ -25,7 +25,7 @@ import faust
 import orjson
 
 from processor import topics as t
-from processor.stream.app import ShortFetchConsumer
+from processor.stream.app import WorkerConsumer
 
 OUTPUT = "bench-naive-output"
 
@@ -70,7 +70,7 @@ def main() -> int:
         web_enabled=False,
     )
     if args.empty:
-        app.transport.Consumer = ShortFetchConsumer  # type: ignore[misc]
+        app.transport.Consumer = WorkerConsumer  # type: ignore[misc]
     source = app.topic(*t.INBOUND, allow_empty=True, **raw)
     output = app.topic(OUTPUT, partitions=8, **raw)
     table = app.Table("state", partitions=8, key_type=bytes, value_type=bytes)

@@ -16,6 +16,7 @@ from processor.metrics import Metrics
 from processor.settings import Settings
 from processor.stream import writes
 from processor.stream.fences import Fences
+from processor.stream.membership import Membership
 from processor.stream.observe import Observer
 from processor.stream.restore import Tables
 from processor.stream.timers import TimerIndex
@@ -37,21 +38,28 @@ PRODUCER_LINGER_S = 0.005
 FETCH_MAX_WAIT_MS = 100
 
 
-class ShortFetchThread(faust_aiokafka.AIOKafkaConsumerThread):
-    """Faust's consumer thread, whose fetches wait at most FETCH_MAX_WAIT_MS."""
+class WorkerConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread, whose fetches wait at most FETCH_MAX_WAIT_MS and whose group
+    membership outlives the process when the app keeps one (stream/membership.py)."""
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when the consumer starts
         return consumer
 
+    async def on_start(self) -> None:
+        await super().on_start()  # the consumer started; it joins once Faust subscribes
+        membership: Membership | None = getattr(self.consumer.app, "membership", None)
+        if membership is not None:
+            membership.resume(self._ensure_consumer()._coordinator)
 
-class ShortFetchConsumer(faust_aiokafka.Consumer):
+
+class WorkerConsumer(faust_aiokafka.Consumer):
     """The worker's consumer: short fetch waits, a plain call to hand a message over when
     nothing can make it wait, and seeks with the flow stopped."""
 
     def _new_consumer_thread(self) -> Any:
-        return ShortFetchThread(self, loop=self.loop, beacon=self.beacon)
+        return WorkerConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def wait_first(self, *coros: Any, timeout: Any = None) -> Any:  # noqa: ASYNC109
         """Faust's drain loop hands every fetched message to the agents' buffers with
@@ -179,8 +187,14 @@ def _ssl(settings: Settings) -> Any:
     return create_ssl_context(cafile=cafile)
 
 
-def create_app(settings: Settings, journey: Journey, metrics: Metrics) -> Runtime:
-    """Build the worker's Faust app. Nothing connects until the worker starts it."""
+def create_app(
+    settings: Settings, journey: Journey, metrics: Metrics, *, membership: Membership | None = None
+) -> Runtime:
+    """Build the worker's Faust app. Nothing connects until the worker starts it.
+
+    With `membership`, the worker's place in the consumer group outlives the process
+    (stream/membership.py); without, it leaves the group when it stops.
+    """
     if not settings.kafka_bootstrap:
         raise ValueError("create_app needs TOUCHPOINT_KAFKA_BOOTSTRAP")
     brokers = ";".join(f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(","))
@@ -220,8 +234,9 @@ def create_app(settings: Settings, journey: Journey, metrics: Metrics) -> Runtim
         TableManager=Tables,
     )
     app.tables.bulk_connection = connection_kwargs(settings)  # type: ignore[attr-defined]
+    app.membership = membership  # type: ignore[attr-defined]  # read by WorkerConsumerThread
     # This app's transport only: its consumer's fetches wait at most FETCH_MAX_WAIT_MS.
-    app.transport.Consumer = ShortFetchConsumer  # type: ignore[misc]
+    app.transport.Consumer = WorkerConsumer  # type: ignore[misc]
     raw: dict[str, Any] = {
         "key_type": bytes,
         "value_type": bytes,

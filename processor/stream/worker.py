@@ -19,6 +19,7 @@ from processor.metrics import Metrics
 from processor.settings import Settings
 from processor.stream import agents, clock, writes
 from processor.stream.app import create_app
+from processor.stream.membership import Membership
 from processor.web import views
 
 
@@ -78,7 +79,7 @@ def run_worker(settings: Settings) -> int:
             flush=True,
         )
     metrics = Metrics.create(stages=tuple(journey.stages))
-    rt = create_app(settings, journey, metrics)
+    rt = create_app(settings, journey, metrics, membership=Membership(settings.data_dir))
     agents.install(rt)
     clock.install(rt)
     views.install(rt)
