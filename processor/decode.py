@@ -6,6 +6,7 @@ Checks run in this order, and the first that fails decides the dead letter's `er
 2. value longer than `max_bytes`                            -> too_large
 3. not UTF-8, not JSON, nested deeper than orjson parses
    (1024 levels), or JSON but not an object                 -> decode
+3b. nested deeper than MAX_DEPTH levels                     -> validation, the top-level field
 4. `type` (`command`) missing or not a string               -> validation, field `type`
 5. `type` (`command`) a string naming no known type         -> unknown_type, field `type`
 6. the model's schema                                       -> validation, fields = every error's
@@ -38,6 +39,10 @@ from processor.messages import DeadLetter, DeadLetterError, DeadLetterSource, Er
 
 # Producers' clocks drift; five minutes is the contract's tolerance.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
+#: The deepest nesting of objects and arrays an event may have (the event object is level 1).
+#: The product writes every event again (internally, in dead letters), and orjson writes at
+#: most 255 levels; no contract field needs more than 3.
+MAX_DEPTH = 32
 
 _EVENT_TYPES = frozenset(t.value for t in EventType)
 _COMMANDS = frozenset(get_args(CommandName))
@@ -159,7 +164,33 @@ def _parse_object(value: bytes | None, max_bytes: int) -> dict[str, Any] | Rejec
     if not isinstance(data, dict):
         kind = "null" if data is None else _JSON_KINDS.get(type(data), "a boolean")
         return Rejection(ErrorKind.decode, f"value is {kind}, not a JSON object")
+    # Counting brackets is a byte scan; only a value with that many can be nested that deep.
+    if value.count(b"{") + value.count(b"[") > MAX_DEPTH:
+        for field, inner in data.items():
+            if _deeper_than(inner, MAX_DEPTH - 1):
+                return Rejection(
+                    ErrorKind.validation,
+                    f"{field[:_QUOTE_CHARS]}: nested deeper than {MAX_DEPTH} levels",
+                    (field[:_QUOTE_CHARS],),
+                )
     return data
+
+
+def _deeper_than(value: object, levels: int) -> bool:
+    """Does `value` nest objects and arrays more than `levels` deep (a scalar is 0)?"""
+    todo: list[tuple[object, int]] = [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > levels:
+            return True
+        todo.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _why_not_json(value: bytes, exc: orjson.JSONDecodeError) -> str:

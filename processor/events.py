@@ -1,12 +1,15 @@
 """Inbound wire models: touchpoint events and control commands, as CONTRACT.md defines them."""
 
-from datetime import datetime
+import re
+import unicodedata
+from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cache
 from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -57,7 +60,9 @@ class EventType(StrEnum):
     loyalty_signup = "loyalty_signup"
 
 
-Identifier = Annotated[str, Field(min_length=1, max_length=256)]
+#: The longest identifier, event id aside (the contract's limit; longer is `validation`).
+MAX_IDENTIFIER_CHARS = 256
+Identifier = Annotated[str, Field(min_length=1, max_length=MAX_IDENTIFIER_CHARS)]
 Text = Annotated[str, Field(min_length=1)]
 # NaN would slip past ge=0 (every comparison with it is false), and infinity is no amount.
 Amount = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -93,6 +98,7 @@ class Identity(BaseModel):
     def _blank_is_absent(cls, value: object) -> object:
         # Trackers send "" or "  " for "not known yet"; that must not reject an event that
         # carries another identifier. Non-blank ids are opaque and kept verbatim.
+        value = integer_as_text(value)
         if isinstance(value, str) and not value.strip():
             return None
         return value
@@ -100,10 +106,12 @@ class Identity(BaseModel):
     @field_validator("email", mode="before")
     @classmethod
     def _normalise_email(cls, value: object) -> object:
-        # The contract matches emails case-insensitively after trimming; doing it once here
-        # means every later comparison and every state key is already canonical.
+        # The contract matches emails after Unicode NFC normalisation, trimming and
+        # case-folding; doing it once here means every later comparison and every state key
+        # is already canonical. No provider rules: dots and +tags stay significant.
+        value = integer_as_text(value)
         if isinstance(value, str):
-            return value.strip().casefold() or None
+            return normalise_email(value) or None
         return value
 
     @model_validator(mode="after")
@@ -122,6 +130,19 @@ class Identity(BaseModel):
             ("anonymous_id", self.anonymous_id),
         )
         return [(kind, value) for kind, value in pairs if value is not None]
+
+
+def integer_as_text(value: object) -> object:
+    """An identifier sent as a JSON integer (`"loyalty_id": 5512`) is its decimal string."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def normalise_email(value: str) -> str:
+    """An email as it is matched: NFC-normalised, trimmed and case-folded (case-folding can
+    leave a string that is not NFC, hence normalised on both sides)."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", value).strip().casefold())
 
 
 @cache
@@ -253,15 +274,38 @@ PROPERTIES_OF: dict[EventType, type[BaseModel]] = {
 }
 
 
+#: RFC 3339's date-time: full date, `T` (or a space, or `t`), full time with seconds, an offset.
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})"
+)
+
+
 def _rfc3339_only(value: object) -> object:
-    # Lax pydantic would read a bare number as Unix seconds (or milliseconds, by magnitude);
-    # the contract says RFC 3339 strings, and guessing the unit is how clocks go wrong.
-    if isinstance(value, str | datetime):
+    # Lax pydantic would read a bare number as Unix seconds (or milliseconds, by magnitude),
+    # and accept ISO 8601 forms RFC 3339 does not (no seconds, `+0100`); the contract says
+    # RFC 3339 strings, and guessing is how clocks go wrong.
+    if isinstance(value, datetime) or (isinstance(value, str) and _RFC3339.fullmatch(value)):
         return value
-    raise PydanticCustomError("datetime_type", "Input should be an RFC 3339 string")
+    raise PydanticCustomError(
+        "datetime_type", "Input should be an RFC 3339 date-time with an offset or Z"
+    )
 
 
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only)]
+def _representable_in_utc(value: datetime) -> datetime:
+    # `0001-01-01T00:00:00+14:00` is a valid date-time but lies before the first instant
+    # Python can hold in UTC, where every time is compared and stored.
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise PydanticCustomError(
+            "datetime_range", "Input lies outside years 1 to 9999 once moved to UTC"
+        ) from None
+    return value
+
+
+Timestamp = Annotated[
+    AwareDatetime, BeforeValidator(_rfc3339_only), AfterValidator(_representable_in_utc)
+]
 
 
 class Touchpoint(BaseModel):
@@ -344,6 +388,6 @@ class ControlCommand(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     command: CommandName
-    customer_id: Identifier
+    customer_id: Annotated[Identifier, BeforeValidator(integer_as_text)]
     requested_at: Timestamp
     request_id: Annotated[str, Field(min_length=1, max_length=128)]

@@ -203,7 +203,7 @@ def test_type_checks(data: dict[str, Any], rejection: Rejection) -> None:
             event(occurred_at="2026-11-22T12:00:00"),
             Rejection(
                 ErrorKind.validation,
-                "occurred_at: Input should have timezone info",
+                "occurred_at: Input should be an RFC 3339 date-time with an offset or Z",
                 ("occurred_at",),
             ),
         ),
@@ -600,3 +600,133 @@ def test_arbitrary_json_never_raises(data: object, channel: Channel) -> None:
             keep_bytes=LIMIT,
         )
         assert orjson.loads(to_json(letter))["raw"] == value.decode()
+
+
+# -- the contract's limits and the edge cases it decides -------------------------------------
+
+
+def _nested(levels: int) -> object:
+    """A value nesting `levels` objects and arrays (1: `{}`)."""
+    value: object = {}
+    for n in range(levels - 1):
+        value = [value] if n % 2 else {"a": value}
+    return value
+
+
+def test_nesting_up_to_the_limit_is_accepted_and_can_be_written_again() -> None:
+    from processor.decode import MAX_DEPTH
+
+    # The event object is level 1 and `properties` level 2, so its value nests MAX_DEPTH - 1.
+    props = {"product_id": "P-9", "deep": _nested(MAX_DEPTH - 2)}
+    result = decode(event(properties=props))
+    assert isinstance(result, Touchpoint)
+    # Ingest writes every event again: that must work for anything it accepts.
+    assert orjson.loads(orjson.dumps(result.model_dump(mode="json")))["properties"] == props
+
+
+@pytest.mark.parametrize("levels", [32, 254, 255, 600, 1020])
+def test_nesting_over_the_limit_is_a_validation_error_naming_it(levels: int) -> None:
+    from processor.decode import MAX_DEPTH
+
+    # Written by hand: orjson (like the producer here) writes at most 254 levels.
+    deep = b'{"a":[' * (levels // 2) + b"{}" * (levels % 2) + b"]}" * (levels // 2)
+    raw = orjson.dumps(event(properties={"product_id": "P-9", "deep": 0})).replace(
+        b'"deep":0', b'"deep":' + deep
+    )
+    result = decode_touchpoint(raw, Channel.web, NOW, max_bytes=LIMIT)
+    assert result == Rejection(
+        ErrorKind.validation, f"properties: nested deeper than {MAX_DEPTH} levels", ("properties",)
+    )
+
+
+def test_nesting_past_what_json_parsing_allows_is_a_decode_error() -> None:
+    raw = b'{"a":' * 1100 + b"1" + b"}" * 1100
+    result = decode_touchpoint(raw, Channel.web, NOW, max_bytes=LIMIT)
+    assert isinstance(result, Rejection)
+    assert result.kind is ErrorKind.decode
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        "2026-11-22T12:00Z",  # no seconds
+        "2026-11-22T12:00:00+0100",  # offset without a colon
+        "2026-11-22T12:00:00",  # no offset
+        "2026-11-22",
+        "1795348800",
+        "2026-11-22T12:00:00+01",
+    ],
+)
+def test_occurred_at_must_be_rfc_3339(at: str) -> None:
+    result = decode(event(occurred_at=at))
+    assert isinstance(result, Rejection), at
+    assert (result.kind, result.fields) == (ErrorKind.validation, ("occurred_at",))
+
+
+@pytest.mark.parametrize(
+    ("at", "utc"),
+    [
+        ("2026-11-22 12:00:00Z", "2026-11-22T12:00:00+00:00"),
+        ("2026-11-22t13:00:00.5+01:00", "2026-11-22T12:00:00.500000+00:00"),
+        ("0001-01-01T00:00:00-14:00", "0001-01-01T14:00:00+00:00"),
+    ],
+)
+def test_rfc_3339_forms_are_accepted(at: str, utc: str) -> None:
+    result = decode(event(occurred_at=at))
+    assert isinstance(result, Touchpoint)
+    assert result.occurred_at.astimezone(UTC).isoformat() == utc
+
+
+def test_a_time_before_year_one_in_utc_is_a_validation_error() -> None:
+    assert decode(event(occurred_at="0001-01-01T00:00:00+14:00")) == Rejection(
+        ErrorKind.validation,
+        "occurred_at: Input lies outside years 1 to 9999 once moved to UTC",
+        ("occurred_at",),
+    )
+
+
+def test_numeric_strings_are_accepted_as_numbers() -> None:
+    result = decode(event(properties={"product_id": "P-9", "price": "12.50", "quantity": "2"}))
+    assert isinstance(result, Touchpoint)
+    assert result.properties == {"product_id": "P-9", "price": 12.5, "quantity": 2}
+    review = decode(event(type="review_submitted", properties={"rating": "5"}))
+    assert isinstance(review, Touchpoint)
+    assert review.properties == {"rating": 5}
+    wrong = decode(event(properties={"product_id": "P-9", "price": "twelve"}))
+    assert isinstance(wrong, Rejection)
+    assert wrong.fields == ("properties.price",)
+
+
+def test_integer_identifiers_are_their_decimal_strings() -> None:
+    result = decode(event(identity={"customer_id": 42, "loyalty_id": 5512}))
+    assert isinstance(result, Touchpoint)
+    assert (result.identity.customer_id, result.identity.loyalty_id) == ("42", "5512")
+    boolean = decode(event(identity={"customer_id": True}))
+    assert isinstance(boolean, Rejection)
+    assert boolean.kind is ErrorKind.validation
+    command = decode_control(
+        orjson.dumps({"command": "erase_customer", "customer_id": 42,
+                      "requested_at": "2026-11-22T11:00:00Z", "request_id": "r-1"}),
+        NOW, max_bytes=LIMIT,
+    )  # fmt: skip
+    assert isinstance(command, ControlCommand)
+    assert command.customer_id == "42"
+
+
+def test_emails_match_after_nfc_trimming_and_case_folding() -> None:
+    composed = decode(event(identity={"email": " Ana.Müller+News@Example.COM "}))
+    decomposed = decode(event(identity={"email": "ana.mu\u0308ller+news@example.com"}))
+    assert isinstance(composed, Touchpoint)
+    assert isinstance(decomposed, Touchpoint)
+    # Dots and +tags stay: no provider rules.
+    assert composed.identity.email == decomposed.identity.email == "ana.müller+news@example.com"
+
+
+def test_blank_identifiers_are_absent() -> None:
+    result = decode(event(identity={"customer_id": " ", "email": "\t", "anonymous_id": "ck-1"}))
+    assert isinstance(result, Touchpoint)
+    assert result.identity.identifiers() == [("anonymous_id", "ck-1")]
+    none_left = decode(event(identity={"customer_id": "", "email": "  ", "loyalty_id": None}))
+    assert none_left == Rejection(
+        ErrorKind.validation, "identity: at least one identifier is required", ("identity",)
+    )
