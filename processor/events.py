@@ -63,7 +63,14 @@ class EventType(StrEnum):
 #: The longest identifier, event id aside (the contract's limit; longer is `validation`).
 MAX_IDENTIFIER_CHARS = 256
 Identifier = Annotated[str, Field(min_length=1, max_length=MAX_IDENTIFIER_CHARS)]
-Text = Annotated[str, Field(min_length=1)]
+#: The longest value of a named property the journey keeps (product, order, campaign and store
+#: ids, categories, topics): the state of a person stays far below Kafka's message limit.
+MAX_SHORT_TEXT_CHARS = 256
+#: The longest free text (url, referrer, search query, survey comment), never kept in state.
+MAX_LONG_TEXT_CHARS = 4096
+Text = Annotated[str, Field(min_length=1, max_length=MAX_SHORT_TEXT_CHARS)]
+ShortText = Annotated[str, Field(max_length=MAX_SHORT_TEXT_CHARS)]
+LongText = Annotated[str, Field(max_length=MAX_LONG_TEXT_CHARS)]
 # NaN would slip past ge=0 (every comparison with it is false), and infinity is no amount.
 Amount = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Quantity = Annotated[int, Field(ge=1)]
@@ -158,9 +165,9 @@ class Context(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow")
 
     timezone: str | None = Field(default=None, description="An IANA zone, e.g. Europe/Berlin.")
-    locale: str | None = None
-    store_id: str | None = None
-    campaign_id: str | None = None
+    locale: ShortText | None = None
+    store_id: ShortText | None = None
+    campaign_id: ShortText | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -189,7 +196,8 @@ _WEB_EMAIL = frozenset({Channel.web, Channel.email})
 
 # Field specs as create_model takes them: (type, default); `...` marks a required (*) property.
 _ID = (Text, ...)
-_STR = (str | None, None)
+_STR = (ShortText | None, None)
+_LONG = (LongText | None, None)
 _AMOUNT = (Amount | None, None)
 _CURRENCY = (Currency | None, None)
 # The contract leaves line items free-form; they are passed through, not interpreted.
@@ -200,10 +208,10 @@ _ITEMS = (list[Any] | None, None)
 _TABLE: dict[EventType, tuple[frozenset[Channel], dict[str, Any]]] = {
     EventType.page_view: (
         _WEB,
-        {"url": _STR, "referrer": _STR, "utm_source": _STR, "utm_campaign": _STR},
+        {"url": _LONG, "referrer": _LONG, "utm_source": _STR, "utm_campaign": _STR},
     ),
     EventType.product_view: (_WEB, {"product_id": _ID, "category": _STR, "price": _AMOUNT}),
-    EventType.search: (_WEB, {"query": _STR}),
+    EventType.search: (_WEB, {"query": _LONG}),
     EventType.cart_add: (
         _WEB,
         {
@@ -228,12 +236,12 @@ _TABLE: dict[EventType, tuple[frozenset[Channel], dict[str, Any]]] = {
     ),
     EventType.survey_response: (
         _WEB_EMAIL,
-        {"nps": (Annotated[int, Field(ge=0, le=10)], ...), "comment": _STR},
+        {"nps": (Annotated[int, Field(ge=0, le=10)], ...), "comment": _LONG},
     ),
     EventType.consent_updated: (_WEB_EMAIL, {"consent": (Consent, ...)}),
     EventType.email_delivered: (_EMAIL, {"campaign_id": _ID, "message_id": _STR}),
     EventType.email_opened: (_EMAIL, {"campaign_id": _ID, "message_id": _STR}),
-    EventType.email_clicked: (_EMAIL, {"campaign_id": _ID, "message_id": _STR, "url": _STR}),
+    EventType.email_clicked: (_EMAIL, {"campaign_id": _ID, "message_id": _STR, "url": _LONG}),
     EventType.email_bounced: (
         _EMAIL,
         {"campaign_id": _STR, "bounce_type": (Literal["hard", "soft"], ...)},
@@ -275,9 +283,7 @@ PROPERTIES_OF: dict[EventType, type[BaseModel]] = {
 
 
 #: RFC 3339's date-time: full date, `T` (or a space, or `t`), full time with seconds, an offset.
-_RFC3339 = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})"
-)
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})")
 
 
 def _rfc3339_only(value: object) -> object:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from processor.events import EventType, Touchpoint
+from processor.events import MAX_SHORT_TEXT_CHARS, EventType, Touchpoint
 from processor.journey.definition import Journey
 from processor.journey.state import Cart, CustomerState
 
@@ -18,10 +18,17 @@ def _number(value: Any) -> float:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
-def _state_consent(state: CustomerState, channel: str, value: bool, at: float) -> None:
-    # The time of the statement decides between two profiles' consents when they merge.
+def _state_consent(state: CustomerState, channel: str, value: bool, at: float) -> bool:
+    """Record a consent statement unless a newer one (by event time) is known; the time also
+    decides between two profiles' consents when they merge. Returns whether it was newer."""
+    if at < state.consent_at.get(channel, at):
+        return False
     state.consent[channel] = value
     state.consent_at[channel] = at
+    if channel == "email" and value:
+        # A newer explicit opt-in lifts a hard bounce's or a complaint's block too.
+        state.email_blocked = False
+    return True
 
 
 def _consent(state: CustomerState, event: Touchpoint, at: float) -> None:
@@ -36,8 +43,8 @@ def _consent(state: CustomerState, event: Touchpoint, at: float) -> None:
     elif event.type in _OPT_OUT or (
         event.type is EventType.email_bounced and props.get("bounce_type") == "hard"
     ):
-        _state_consent(state, "email", False, at)
-        if event.type is not EventType.email_unsubscribed:
+        newer = _state_consent(state, "email", False, at)
+        if newer and event.type is not EventType.email_unsubscribed:
             # The address is dead or the person reported us as spam: nothing more goes there.
             state.email_blocked = True
 
@@ -71,21 +78,58 @@ def _cart(state: CustomerState, event: Touchpoint) -> None:
         state.cart.items.pop(product, None)
 
 
-def _email(state: CustomerState, event: Touchpoint) -> None:
-    if event.type is EventType.email_delivered:
-        campaign = str(event.properties.get("campaign_id", ""))
-        if campaign != state.last_campaign:
-            state.unopened_streak += 1
-            state.last_campaign = campaign
-    elif event.type in (EventType.email_opened, EventType.email_clicked):
-        state.unopened_streak = 0
+#: Email campaigns remembered per person: more than the streaks the journey counts (6).
+_MAX_CAMPAIGNS = 16
+_EMAIL_EVENTS = frozenset(
+    {EventType.email_delivered, EventType.email_opened, EventType.email_clicked}
+)
+
+
+def _email(state: CustomerState, event: Touchpoint, at: float) -> None:
+    """Record a delivery, open or click of a campaign, whatever order they arrive in: an open
+    that comes before its campaign's delivery still marks that campaign as opened."""
+    if event.type not in _EMAIL_EVENTS:
+        return
+    campaign = str(event.properties.get("campaign_id", ""))
+    entry = next((c for c in state.campaigns if c[0] == campaign), None)
+    if entry is None:
+        entry = [campaign, None, None]
+        state.campaigns.append(entry)
+    slot = 1 if event.type is EventType.email_delivered else 2
+    entry[slot] = at if entry[slot] is None else min(entry[slot], at)
+    keep_campaigns(state, state.campaigns)
+
+
+def keep_campaigns(state: CustomerState, campaigns: list[list[Any]]) -> None:
+    """Keep the newest `_MAX_CAMPAIGNS` of `campaigns` in delivery-time order, and the streak
+    they make."""
+    campaigns.sort(key=lambda c: (c[1] if c[1] is not None else c[2], c[0]))
+    state.campaigns = campaigns[-_MAX_CAMPAIGNS:]
+    state.unopened_streak = unopened_streak(state.campaigns)
+
+
+def unopened_streak(campaigns: list[list[Any]]) -> int:
+    """Delivered campaigns in a row, newest delivery backwards, until one that was opened (a
+    campaign opened before its delivery is known stands at the time of the open)."""
+    streak = 0
+    for _, _, opened in reversed(campaigns):
+        if opened is not None:
+            break
+        streak += 1
+    return streak
 
 
 def _recent(state: CustomerState, event: Touchpoint, at: float, journey: Journey) -> None:
     wanted = journey.tracked.get(event.type.value)
     if wanted is None:
         return
-    props = {p: str(event.properties[p]) for p in wanted if event.properties.get(p) is not None}
+    # A tracked property may be one the contract does not name (and so does not bound): the
+    # state keeps at most its first MAX_SHORT_TEXT_CHARS characters.
+    props = {
+        p: str(event.properties[p])[:MAX_SHORT_TEXT_CHARS]
+        for p in wanted
+        if event.properties.get(p) is not None
+    }
     state.recent.append((event.type.value, props, at))
     state.recent.sort(key=lambda r: r[2])
     horizon = max(r[2] for r in state.recent) - journey.recent_window_s
@@ -115,8 +159,11 @@ def observe(state: CustomerState, event: Touchpoint, journey: Journey) -> None:
     - Lifetime value sums purchase values in the shop currency (an event without a currency is
       taken to be in it; other currencies are not converted, so not counted); a `product_return`
       subtracts its value, never below 0.
-    - The unopened streak counts `email_delivered` of a campaign different from the previous
-      delivery; `email_opened` or `email_clicked` of any campaign resets it to 0.
+    - The unopened streak counts the campaigns delivered in a row, by delivery time, without an
+      `email_opened` or `email_clicked` of that campaign, whatever order they arrive in.
+    - Consent and the email block follow the newest statement by event time: an older one
+      that arrives later changes nothing, and a newer explicit opt-in lifts a hard bounce's
+      or a complaint's block.
     """
     at = event.occurred_at.timestamp()
     if event.context.timezone:
@@ -125,5 +172,5 @@ def observe(state: CustomerState, event: Touchpoint, journey: Journey) -> None:
     _identifiers(state, event)
     _purchase(state, event, at, journey)
     _cart(state, event)
-    _email(state, event)
+    _email(state, event, at)
     _recent(state, event, at, journey)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from processor.journey.definition import Journey
+from processor.journey.memory import keep_campaigns
 from processor.journey.outcome import Outcome
 from processor.journey.rules import cancelled_later
 from processor.journey.state import Cart, CustomerState
@@ -54,7 +56,11 @@ def fold(a: CustomerState, b: CustomerState, customer_id: str, journey: Journey)
         latest = max(stated, key=lambda s: (s.consent_at.get(channel, 0.0), s.consent[channel]))
         out.consent[channel] = latest.consent[channel]
         out.consent_at[channel] = latest.consent_at.get(channel, 0.0)
-    out.email_blocked = a.email_blocked or b.email_blocked
+    # A block stands unless a newer explicit opt-in (in either profile) lifted it.
+    out.email_blocked = any(
+        s.email_blocked and s.consent_at.get("email", 0.0) >= out.consent_at.get("email", 0.0)
+        for s in (a, b)
+    )
     out.timezone = lead.timezone or other.timezone
     out.fired = {k: max(a.fired.get(k, 0.0), b.fired.get(k, 0.0)) for k in {*a.fired, *b.fired}}
     out.touches = _newest(a.touches + b.touches, p.max_touches)
@@ -66,7 +72,13 @@ def fold(a: CustomerState, b: CustomerState, customer_id: str, journey: Journey)
     out.recent = sorted(a.recent + b.recent, key=lambda r: (r[2], r[0], sorted(r[1].items())))[
         -p.max_recent_events :
     ]
-    out.unopened_streak = max(a.unopened_streak, b.unopened_streak)
+    campaigns: dict[str, list[Any]] = {}
+    for campaign, delivered, opened in a.campaigns + b.campaigns:
+        have = campaigns.setdefault(campaign, [campaign, None, None])
+        for slot, at in ((1, delivered), (2, opened)):
+            if at is not None:
+                have[slot] = at if have[slot] is None else min(have[slot], at)
+    keep_campaigns(out, list(campaigns.values()))
     out.sent = sorted(a.sent + b.sent)
     # Stage timers (`stage:` ids) belong to the stage the person is in: keep the lead's.
     out.timers = {k: v for k, v in other.timers.items() if not k.startswith("stage:")}

@@ -65,9 +65,12 @@ class CustomerState:
     cart: Cart | None = None
     #: (event type, the tracked properties, epoch seconds) for counting conditions, oldest first.
     recent: list[tuple[str, dict[str, str], float]] = field(default_factory=list)
-    #: `email_delivered` campaigns in a row since the last open or click.
+    #: `email_delivered` campaigns in a row, by delivery time, without an open or click
+    #: (derived from `campaigns`: `memory.unopened_streak`).
     unopened_streak: int = 0
-    last_campaign: str | None = None
+    #: The most recent email campaigns: [campaign id, delivered at or None, opened (or clicked)
+    #: at or None], oldest first by delivery time (an open not yet delivered, by its own time).
+    campaigns: list[list[Any]] = field(default_factory=list)
     #: send_after (epoch seconds) of recent capped marketing messages, oldest first.
     sent: list[float] = field(default_factory=list)
     #: When each consent value was stated (epoch seconds): the latest wins when profiles merge.
@@ -98,7 +101,7 @@ class CustomerState:
             "cart": None if cart is None else [cart.id, cart.items, cart.currency],
             "r": self.recent,
             "us": self.unopened_streak,
-            "lc": self.last_campaign,
+            "em": self.campaigns,
             "sent": self.sent,
             "tm": self.timers,
             "ca": self.consent_at,
@@ -128,7 +131,7 @@ class CustomerState:
             cart=None if cart is None else Cart(cart[0], dict(cart[1]), cart[2]),
             recent=[(t, dict(p), a) for t, p, a in d["r"]],
             unopened_streak=d["us"],
-            last_campaign=d["lc"],
+            campaigns=[list(c) for c in d["em"]] if "em" in d else _streak_only(d["us"]),
             sent=list(d["sent"]),
             timers={k: (due, name, dict(p)) for k, (due, name, p) in d["tm"].items()},
             consent_at=dict(d.get("ca", {})),
@@ -138,6 +141,12 @@ class CustomerState:
     def copy(self) -> CustomerState:
         """An independent copy, so that a step never changes the state it was given."""
         return CustomerState.from_dict(self.to_dict())
+
+
+def _streak_only(streak: int) -> list[list[Any]]:
+    """The campaigns of a state stored before they were kept one by one: as many unnamed,
+    unopened campaigns as its streak counted, older than any delivered since."""
+    return [[f"?{n}", float(n), None] for n in range(streak)]
 
 
 def as_datetime(epoch_s: float) -> datetime:

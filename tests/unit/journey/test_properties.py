@@ -157,8 +157,10 @@ def test_no_marketing_without_consent_and_nothing_to_a_blocked_address(
             p = dict(op.props)
             if op.typ in ("signup", "consent_updated"):
                 consent = bool(p["consent"]["email"])
+                # A newer explicit opt-in lifts a complaint's or a hard bounce's block.
+                blocked = blocked and not consent
             elif op.typ == "newsletter_subscribe":
-                consent = True
+                consent, blocked = True, False
             elif op.typ in ("email_unsubscribed", "email_complained") or (
                 op.typ == "email_bounced" and p["bounce_type"] == "hard"
             ):
