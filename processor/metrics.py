@@ -32,6 +32,7 @@ class Metrics:
     transitions: Counter
     actions: Counter
     actions_suppressed: Counter
+    timers_dropped: Counter
     processing_errors: Counter
     identity_links: Counter
     identity_merges: Counter
@@ -143,6 +144,13 @@ class Metrics:
             timers_fired=Counter(
                 f"{PREFIX}_timers_fired_total",
                 "Timers fired (waits, follow-ups and time-driven stage moves).",
+                registry=r,
+            ),
+            timers_dropped=Counter(
+                f"{PREFIX}_timers_dropped_total",
+                "Timers dropped unfired because the journey file no longer has their rule or "
+                "transition, by its name.",
+                ["rule"],
                 registry=r,
             ),
             timer_lateness=Histogram(

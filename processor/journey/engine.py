@@ -145,7 +145,9 @@ def _on_timer(state: CustomerState | None, timer: TimerFired, now: datetime, j: 
     kind, _, name = timer.name.partition(":")
     if kind == "transition":
         t = next((t for t in j.transitions if t.name == name), None)
-        if t is not None and state.stage in t.from_ and t.if_(ctx.facts({}, due)):
+        if t is None:
+            out.timers_dropped.append(name)  # the journey file no longer has this transition
+        elif state.stage in t.from_ and t.if_(ctx.facts({}, due)):
             _move(ctx, t.to, due, timer.timer_id, "timer")
             trig = Trigger(timer.timer_id, "timer", due, due)
             rules.run(ctx, None, [t.to], trig)
@@ -230,6 +232,7 @@ def fire_due(
         total.suppressed += out.suppressed
         total.timers_set += out.timers_set
         total.timers_cancel += out.timers_cancel
+        total.timers_dropped += out.timers_dropped
         total.cross_channel_conversion |= out.cross_channel_conversion
         if total.state is None:
             break

@@ -54,6 +54,9 @@ class Outcome:
     suppressed: list[tuple[str, str]] = field(default_factory=list)
     timers_set: list[Timer] = field(default_factory=list)
     timers_cancel: list[str] = field(default_factory=list)
+    #: Rules or transitions whose timer came due after the journey file lost them: the timer
+    #: is dropped, never fired, and counted by the shell.
+    timers_dropped: list[str] = field(default_factory=list)
     duplicate: bool = False
     #: A store purchase after web or email touchpoints (rule store_followup): count it.
     cross_channel_conversion: bool = False

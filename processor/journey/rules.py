@@ -192,7 +192,8 @@ def fire(ctx: Ctx, timer: TimerFired) -> None:
     kind, _, name = timer.name.partition(":")
     step = ctx.journey.step_by_name.get(name)
     if step is None:
-        return  # the journey no longer has this step: the timer just expires
+        ctx.out.timers_dropped.append(name)  # the journey file no longer has this step
+        return
     p = timer.payload
     due = timer.due.timestamp()
     trig = Trigger(str(p["trigger"]), str(p["type"]), float(p["at"]), due, p.get("key"), p["props"])

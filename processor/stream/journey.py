@@ -61,6 +61,8 @@ async def _emit(rt: Runtime, key: bytes, partition: int, out: Outcome) -> None:
         m.child(m.actions, action.action.value, action.template).inc()
     for rule, reason in out.suppressed:
         m.child(m.actions_suppressed, rule, reason).inc()
+    for rule in out.timers_dropped:
+        m.child(m.timers_dropped, rule).inc()
     if out.cross_channel_conversion:
         m.cross_channel_conversions.inc()
 

@@ -265,3 +265,30 @@ def test_event_input_and_timer_are_plain_values() -> None:
     assert inp.customer_id == "C-1"
     timer = Timer("x", T0, "wait:welcome", {"a": 1})
     assert TimerFired.of("C-1", timer) == TimerFired("C-1", "x", "wait:welcome", T0, {"a": 1})
+
+
+def test_a_timer_whose_rule_left_the_journey_file_is_dropped_and_counted(tmp_path: Any) -> None:
+    from processor.journey.definition import load_journey
+    from processor.settings import DEFAULT_JOURNEY_FILE
+
+    # The shipped file without the abandoned_cart rule (up to the next rule).
+    text = DEFAULT_JOURNEY_FILE.read_text("utf-8")
+    start = text.index("  - name: abandoned_cart\n")
+    end = text.index("  - name: ", start + 1)
+    edited = tmp_path / "lifecycle.yaml"
+    edited.write_text(text[:start] + text[end:], "utf-8")
+    without = load_journey(edited)
+    armed = step(None, touch("e1", "cart_add", T0, product_id="P-1"), T0, LIFECYCLE).state
+    assert armed is not None
+    assert "wait:abandoned_cart" in [t.name for t in due_timers(armed)]
+
+    later = T0 + timedelta(hours=2)
+    out, _ = fire_due(armed, "C-1", later, without)
+
+    assert "abandoned_cart" in out.timers_dropped
+    assert [a for a in out.actions if a.rule == "abandoned_cart"] == []
+    assert out.state is not None
+    assert not any(t.name == "wait:abandoned_cart" for t in due_timers(out.state))
+    # With the rule still in the file, the same timer fires as always.
+    kept, _ = fire_due(armed, "C-1", later, LIFECYCLE)
+    assert kept.timers_dropped == []
