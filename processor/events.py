@@ -77,6 +77,38 @@ Quantity = Annotated[int, Field(ge=1)]
 Currency = Annotated[str, Field(min_length=3, max_length=3)]
 
 
+def _blank_is_absent(value: object) -> object:
+    # Trackers send "" or "  " for "not known yet"; that must not reject an event that carries
+    # another identifier. Non-blank ids are opaque and kept verbatim.
+    value = integer_as_text(value)
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
+
+
+def _email_key(value: object) -> object:
+    # The contract matches emails after Unicode NFC normalisation, trimming and case-folding;
+    # doing it once here means every later comparison and every state key is already
+    # canonical. No provider rules: dots and +tags stay significant.
+    value = integer_as_text(value)
+    if isinstance(value, str):
+        return normalise_email(value) or None
+    return value
+
+
+OptionalIdentifier = Annotated[Identifier | None, BeforeValidator(_blank_is_absent)]
+OptionalEmail = Annotated[Identifier | None, BeforeValidator(_email_key)]
+_EMAIL_MATCHING = "Matched after Unicode NFC normalisation, trimming and case-folding."
+_KINDS = ("customer_id", "email", "loyalty_id", "anonymous_id")
+
+
+def stated_identifiers(model: BaseModel) -> list[tuple[str, str]]:
+    """The (kind, value) identifiers a model states, most stable first: customer_id, email,
+    loyalty_id, anonymous_id."""
+    pairs = ((kind, getattr(model, kind)) for kind in _KINDS)
+    return [(kind, value) for kind, value in pairs if value is not None]
+
+
 class Identity(BaseModel):
     """The identifiers one event carries; two or more in one event link them to one person."""
 
@@ -93,33 +125,10 @@ class Identity(BaseModel):
         },
     )
 
-    customer_id: Identifier | None = None
-    email: Identifier | None = Field(
-        default=None, description="Matched case-insensitively after trimming."
-    )
-    loyalty_id: Identifier | None = None
-    anonymous_id: Identifier | None = None
-
-    @field_validator("customer_id", "loyalty_id", "anonymous_id", mode="before")
-    @classmethod
-    def _blank_is_absent(cls, value: object) -> object:
-        # Trackers send "" or "  " for "not known yet"; that must not reject an event that
-        # carries another identifier. Non-blank ids are opaque and kept verbatim.
-        value = integer_as_text(value)
-        if isinstance(value, str) and not value.strip():
-            return None
-        return value
-
-    @field_validator("email", mode="before")
-    @classmethod
-    def _normalise_email(cls, value: object) -> object:
-        # The contract matches emails after Unicode NFC normalisation, trimming and
-        # case-folding; doing it once here means every later comparison and every state key
-        # is already canonical. No provider rules: dots and +tags stay significant.
-        value = integer_as_text(value)
-        if isinstance(value, str):
-            return normalise_email(value) or None
-        return value
+    customer_id: OptionalIdentifier = None
+    email: OptionalEmail = Field(default=None, description=_EMAIL_MATCHING)
+    loyalty_id: OptionalIdentifier = None
+    anonymous_id: OptionalIdentifier = None
 
     @model_validator(mode="after")
     def _at_least_one(self) -> "Identity":
@@ -130,13 +139,7 @@ class Identity(BaseModel):
 
     def identifiers(self) -> list[tuple[str, str]]:
         """(kind, value) pairs, most stable first: customer_id, email, loyalty_id, anonymous_id."""
-        pairs = (
-            ("customer_id", self.customer_id),
-            ("email", self.email),
-            ("loyalty_id", self.loyalty_id),
-            ("anonymous_id", self.anonymous_id),
-        )
-        return [(kind, value) for kind, value in pairs if value is not None]
+        return stated_identifiers(self)
 
 
 def integer_as_text(value: object) -> object:
@@ -389,11 +392,44 @@ CommandName = Literal["erase_customer"]
 
 
 class ControlCommand(BaseModel):
-    """An ops or privacy instruction read from `journey.control`."""
+    """An ops or privacy instruction read from `journey.control`; it names the person by
+    exactly one identifier (`erase_customer` erases the person that identifier belongs to)."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(
+        frozen=True,
+        extra="ignore",
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["customer_id"]},
+                {"required": ["email"]},
+                {"required": ["loyalty_id"]},
+                {"required": ["anonymous_id"]},
+            ]
+        },
+    )
 
     command: CommandName
-    customer_id: Annotated[Identifier, BeforeValidator(integer_as_text)]
+    customer_id: OptionalIdentifier = None
+    email: OptionalEmail = Field(default=None, description=_EMAIL_MATCHING)
+    loyalty_id: OptionalIdentifier = None
+    anonymous_id: OptionalIdentifier = None
     requested_at: Timestamp
     request_id: Annotated[str, Field(min_length=1, max_length=128)]
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "ControlCommand":
+        if len(self.identifiers()) != 1:
+            raise PydanticCustomError(
+                "identifier_count",
+                "exactly one of customer_id, email, loyalty_id, anonymous_id is required",
+            )
+        return self
+
+    def identifiers(self) -> list[tuple[str, str]]:
+        """The (kind, value) pairs stated: exactly one in a valid command."""
+        return stated_identifiers(self)
+
+    @property
+    def identifier(self) -> tuple[str, str]:
+        """The one (kind, value) the command names its person by."""
+        return self.identifiers()[0]

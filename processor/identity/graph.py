@@ -155,7 +155,38 @@ def link(lookup: Lookup, nodes: list[str]) -> Change:
     return change
 
 
-def erase(lookup: Lookup, customer: str) -> Change:
+def erase(lookup: Lookup, node: str) -> Change:
+    """Remove the person that `node` (any identifier) belongs to: a customer with the groups it
+    owns, or an anonymous person's whole group; every link of theirs goes too. `canonical` is
+    the person's key (the node's own key when the graph does not know the node)."""
+    found = lookup(node)
+    if is_anchor(node) or found is None:
+        return _erase_customer(lookup, node) if is_anchor(node) else Change(canonical=key_of(node))
+    if is_customer_key(found.canonical):
+        return _erase_customer(lookup, "c:" + found.canonical)
+    change = Change(canonical=found.canonical)
+    records = change.records
+    records[node] = found
+    gone = {n for n in _group(lookup, records, [node])
+            if _load(lookup, records, n).canonical == found.canonical}  # fmt: skip
+    _unlink(lookup, change, gone, keep=None)
+    return change
+
+
+def _unlink(lookup: Lookup, change: Change, gone: set[str], keep: str | None) -> None:
+    """Delete the nodes in `gone` and every link to them; each but `keep` moves to no one."""
+    records = change.records
+    for node in sorted(gone):
+        rec = _load(lookup, records, node)
+        for other in rec.neighbours - gone:
+            _load(lookup, records, other).neighbours -= gone
+        if node != keep:
+            change.moved[node] = (rec.canonical, None)
+    for node in gone:
+        records[node] = None
+
+
+def _erase_customer(lookup: Lookup, customer: str) -> Change:
     """Remove the person of customer node `customer`: the node, the groups it owns, every link."""
     change = Change(canonical=key_of(customer))
     records = change.records
@@ -171,15 +202,7 @@ def erase(lookup: Lookup, customer: str) -> Change:
         owner, _ = _owner(lookup, records, group)
         if owner == change.canonical:
             mine |= group
-    gone = mine | {customer}
-    for node in sorted(gone):
-        rec = _load(lookup, records, node)
-        for other in rec.neighbours - gone:
-            _load(lookup, records, other).neighbours -= gone
-        if node != customer:
-            change.moved[node] = (rec.canonical, None)
-    for node in gone:
-        records[node] = None
+    _unlink(lookup, change, mine | {customer}, keep=customer)
     return change
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from processor.events import Identity
+from processor.events import ControlCommand, Identity
 from processor.identity import graph
 from processor.stream.app import Runtime
 from processor.stream.envelope import Source, pack, unpack
@@ -73,10 +73,12 @@ async def handle_link(rt: Runtime, value: bytes, partition: int) -> None:
     fences = rt.graph_fences
     fenced = fences.live(partition, now)
     if kind == "control":
-        customer = "c:" + str(payload["customer_id"])
-        change = graph.erase(_lookup(rt), customer)
-        requested = datetime.fromisoformat(str(payload["requested_at"]))
-        fences.add(partition, [customer, *change.moved], requested, now)
+        command = ControlCommand.model_validate(payload)  # validated at ingest
+        named = graph.KIND_PREFIX[command.identifier[0]] + command.identifier[1]
+        change = graph.erase(_lookup(rt), named)
+        requested = command.requested_at
+        person = "c:" + change.canonical if graph.is_customer_key(change.canonical) else named
+        fences.add(partition, sorted({person, named, *change.moved}), requested, now)
         await _apply(rt, change, src, str(payload["requested_at"]))
     else:
         nodes = graph.nodes_of(Identity.model_validate(payload["identity"]))

@@ -7,7 +7,7 @@ from typing import Any
 
 from processor.decode import Rejection, decode_control, decode_touchpoint
 from processor.events import ControlCommand, Touchpoint
-from processor.identity.graph import is_anchor, key_of, nodes_of
+from processor.identity.graph import KIND_PREFIX, is_anchor, key_of, nodes_of
 from processor.stream import deadletters
 from processor.stream.app import Runtime
 from processor.stream.envelope import pack
@@ -42,7 +42,8 @@ async def handle_inbound(rt: Runtime, message: Any) -> None:
         return
     payload = result.model_dump(mode="json")
     if isinstance(result, ControlCommand):
-        node = "c:" + result.customer_id
+        kind, named = result.identifier
+        node = KIND_PREFIX[kind] + named
         await send(rt.identity_links, node.encode(), pack("control", payload, label, src))
         return
     rt.metrics.child(rt.metrics.events_received, label, result.type.value).inc()

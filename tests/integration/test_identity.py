@@ -376,3 +376,48 @@ def test_events_in_flight_at_an_erasure_do_not_bring_the_person_back(
         (tr["customer_id"], tr["to_stage"], tr["trigger_event_id"]) for tr in after_receipt
     ] == [("C-1", "awareness", "id-26-page_view")]
     assert [a["template"] for a in actions] == ["welcome"]  # from the signup, before the erasure
+
+
+def _erase_by(kind: str, value: str, request: str, n: int) -> Msg:
+    """An erasure naming the person by one identifier of `kind`, requested at minute `n`."""
+    erase = {"command": "erase_customer", kind: value, "request_id": request,
+             "requested_at": (BASE + timedelta(minutes=n)).isoformat()}  # fmt: skip
+    return t.CONTROL, value.encode(), orjson.dumps(erase)
+
+
+SUBSCRIBER = [  # known only by an email and a cookie: an anonymous person named by the email
+    ev(22, "web", "newsletter_subscribe", {"email": "Sub@Example.com", "anonymous_id": "ck-s"}),
+    ev(23, "email", "email_delivered", {"email": "sub@example.com"}, campaign_id="news"),
+]
+
+
+def test_an_erasure_may_name_the_person_by_any_one_identifier(
+    topics_ready: str, tmp_path: Path
+) -> None:
+    with _worker(topics_ready, tmp_path) as worker:
+        _publish_and_wait(topics_ready, worker, BROWSE_SIGNUP_LOGIN + LOYALTY + SUBSCRIBER)
+        _settled(topics_ready, worker, {"C-1", "C-2", "email:sub@example.com"})
+        erasures = [
+            _erase_by("loyalty_id", "L-2", "req-card", 26),  # a customer, by their card
+            _erase_by("email", " SUB@example.com", "req-mail", 26),  # an anonymous subscriber
+            _erase_by("anonymous_id", "ck-1", "req-cookie", 26),  # C-1, by a linked cookie
+        ]
+        asyncio.run(produce(topics_ready, erasures))
+        _settled(topics_ready, worker, set())
+        transitions = asyncio.run(read_json(topics_ready, t.TRANSITIONS, expect=12, timeout_s=10))
+
+        def graph_empty() -> bool:
+            nodes, _ = _split_fences(asyncio.run(read_changelog(topics_ready, t.GRAPH_CHANGELOG)))
+            return nodes == {}
+
+        _until(graph_empty, 30, worker)
+    receipts = sorted(
+        (r["trigger_event_id"], r["customer_id"], r["from_stage"])
+        for r in transitions
+        if r["to_stage"] == "erased"
+    )
+    assert receipts == [
+        ("req-card", "C-2", "consideration"),
+        ("req-cookie", "C-1", "consideration"),
+        ("req-mail", "email:sub@example.com", "awareness"),
+    ]

@@ -380,8 +380,9 @@ def test_control_command_decodes() -> None:
             {**COMMAND, "customer_id": ""},
             Rejection(
                 ErrorKind.validation,
-                "customer_id: String should have at least 1 character",
-                ("customer_id",),
+                # Blank counts as absent, and then the command names nobody.
+                "value: exactly one of customer_id, email, loyalty_id, anonymous_id is required",
+                ("value",),
             ),
         ),
         (
@@ -729,4 +730,38 @@ def test_blank_identifiers_are_absent() -> None:
     none_left = decode(event(identity={"customer_id": "", "email": "  ", "loyalty_id": None}))
     assert none_left == Rejection(
         ErrorKind.validation, "identity: at least one identifier is required", ("identity",)
+    )
+
+
+@pytest.mark.parametrize(
+    ("named", "customer"),
+    [
+        ({"email": " Ana@Example.com"}, None),
+        ({"loyalty_id": 5512}, None),
+        ({"customer_id": "C-1"}, "C-1"),
+    ],
+)
+def test_an_erasure_may_name_its_person_by_any_one_identifier(
+    named: dict[str, object], customer: str | None
+) -> None:
+    value = orjson.dumps({"command": "erase_customer", "request_id": "r", **named,
+                          "requested_at": "2026-11-22T11:00:00Z"})  # fmt: skip
+    command = decode_control(value, NOW, max_bytes=LIMIT)
+    assert isinstance(command, ControlCommand)
+    assert command.customer_id == customer
+    assert len(command.identifiers()) == 1
+    assert command.identifier in {("email", "ana@example.com"), ("loyalty_id", "5512"),
+                                  ("customer_id", "C-1")}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "named", [{}, {"customer_id": "C-1", "email": "a@example.com"}, {"customer_id": "  "}]
+)
+def test_an_erasure_names_exactly_one_identifier(named: dict[str, str]) -> None:
+    value = orjson.dumps({"command": "erase_customer", "request_id": "r", **named,
+                          "requested_at": "2026-11-22T11:00:00Z"})  # fmt: skip
+    assert decode_control(value, NOW, max_bytes=LIMIT) == Rejection(
+        ErrorKind.validation,
+        "value: exactly one of customer_id, email, loyalty_id, anonymous_id is required",
+        ("value",),
     )

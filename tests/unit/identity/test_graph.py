@@ -105,3 +105,38 @@ def test_every_node_of_a_person_names_the_same_canonical_key(evs: list[list[str]
         customers = {n for n in nodes if n.startswith("c:")}
         if not customers:
             assert len(canonicals) <= 1
+
+
+def test_erase_by_any_identifier_of_a_customer_erases_that_customer() -> None:
+    links = (["c:C-1", "e:a@x"], ["e:a@x", "a:ck"], ["c:C-1", "l:L-1"], ["c:C-2", "l:L-2"])
+    for named in ("e:a@x", "a:ck", "l:L-1", "c:C-1"):
+        store: dict[str, NodeRecord] = {}
+        for nodes in links:
+            _apply(store, link(store.get, nodes).records)
+        gone = erase(store.get, named)
+        assert gone.canonical == "C-1", named
+        assert set(gone.moved) == {"e:a@x", "a:ck", "l:L-1"}, named
+        _apply(store, gone.records)
+        assert set(store) == {"c:C-2", "l:L-2"}, named
+
+
+def test_erase_by_an_identifier_of_an_anonymous_person_erases_their_group() -> None:
+    store: dict[str, NodeRecord] = {}
+    for nodes in (["e:n@x", "a:ck-1"], ["a:ck-1", "l:L-9"], ["c:C-2", "e:b@x"]):
+        _apply(store, link(store.get, nodes).records)
+    gone = erase(store.get, "a:ck-1")
+    assert gone.canonical == "email:n@x"
+    assert gone.moved == {
+        "e:n@x": ("email:n@x", None),
+        "a:ck-1": ("email:n@x", None),
+        "l:L-9": ("email:n@x", None),
+    }
+    _apply(store, gone.records)
+    assert set(store) == {"c:C-2", "e:b@x"}
+
+
+def test_erase_by_an_identifier_the_graph_never_saw_names_its_own_key() -> None:
+    # A subscriber whose events carried only an email never reaches the graph: their state is
+    # at the email's own key, which the erase names.
+    gone = erase({}.get, "e:solo@x")
+    assert (gone.canonical, gone.moved, gone.records) == ("email:solo@x", {}, {})
