@@ -226,7 +226,10 @@ class Metrics:
             found = self._children[key] = metric.labels(*values)
         return found
 
-    def expect(self, actions: Iterable[tuple[str, str]]) -> None:
-        """Pre-initialise the journey's (action, template) pairs, so that they show zeros."""
+    def expect(self, actions: Iterable[tuple[str, str]], timed: Iterable[str] = ()) -> None:
+        """Pre-initialise the journey's (action, template) pairs and the names of its steps and
+        transitions (whose timers a later file could drop), so that they show zeros."""
         for action, template in actions:
             self.actions.labels(action, template)
+        for name in timed:
+            self.timers_dropped.labels(name)

@@ -272,7 +272,11 @@ async def sample(rt: Runtime) -> None:
 def install(rt: Runtime) -> None:
     """Drop lost partitions from the stage counts at once, sample periodically. (The stages
     are recounted after every rebalance by the clock's rebuild: one scan of the table.)"""
-    rt.metrics.expect({(s.action, s.template) for s in rt.journey.steps if s.action and s.template})
+    j = rt.journey
+    rt.metrics.expect(
+        {(s.action, s.template) for s in j.steps if s.action and s.template},
+        timed=[*j.step_by_name, *(t.name for t in j.transitions)],
+    )
 
     @rt.app.on_partitions_assigned.connect
     async def _assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
