@@ -2,9 +2,10 @@
 
 The kind follows from how the message is built (processor/decode.py documents the order of the
 checks), never from running the decoder: random bytes that are no JSON object, invalid UTF-8,
-nesting deeper than 1024 levels, strings over the size limit, fields of the wrong type, no
-identifier, timestamps an hour to ten years ahead, unknown types, and an event on another
-channel's topic.
+nesting deeper than 1024 levels (and from 33 to 1024, which parses but is refused), times that
+are not RFC 3339 or fall before year one in UTC, strings over the size limit, fields of the
+wrong type, no identifier, timestamps an hour to ten years ahead, unknown types, and an event on
+another channel's topic.
 """
 
 from __future__ import annotations
@@ -88,6 +89,29 @@ def strategy(now: datetime, max_bytes: int) -> st.SearchStrategy[Bad]:
         return topic, draw(_keys), value, "decode" if len(value) <= max_bytes else "too_large"
 
     @st.composite
+    def too_deep_to_carry(draw: st.DrawFn) -> Bad:
+        # JSON that parses (up to 1024 levels) but nests deeper than the contract's 32 levels:
+        # once these failed as `internal` when the event was written again.
+        topic = draw(_topics)
+        depth = draw(st.integers(31, 1020))  # under `properties.x`, itself at level 3
+        opener, closer = draw(st.sampled_from([(b"[", b"]"), (b'{"a":', b"}")]))
+        text = orjson.dumps(_event(topic, draw(n), now, properties={"x": 0}))
+        deep = opener * depth + b"0" + closer * depth
+        value = text.replace(b'{"x":0}', b'{"x":' + deep + b"}", 1)
+        return topic, draw(_keys), value, "validation" if len(value) <= max_bytes else "too_large"
+
+    @st.composite
+    def time_not_carried(draw: st.DrawFn) -> Bad:
+        # Not RFC 3339, or before year one once moved to UTC.
+        topic = draw(_topics)
+        at = draw(st.sampled_from([
+            "0001-01-01T00:00:00+14:00", "0001-01-01T05:00:00+10:00", "2026-11-22T12:00Z",
+            "2026-11-22T12:00:00+0100", "2026-11-22", "20261122T120000Z",
+        ]))  # fmt: skip
+        event = _event(topic, draw(n), now, occurred_at=at)
+        return topic, draw(_keys), orjson.dumps(event), "validation"
+
+    @st.composite
     def huge_string(draw: st.DrawFn) -> Bad:
         topic = draw(_topics)
         size = draw(st.integers(max_bytes + 1, 3 * max_bytes))
@@ -157,8 +181,9 @@ def strategy(now: datetime, max_bytes: int) -> st.SearchStrategy[Bad]:
         return topic, draw(_keys), orjson.dumps(event), "channel_mismatch"
 
     return st.one_of(
-        random_bytes(), invalid_utf8(), deep_nesting(), huge_string(), wrong_type(),
-        missing_identifier(), future_timestamp(), unknown_type(), other_channel(),
+        random_bytes(), invalid_utf8(), deep_nesting(), too_deep_to_carry(), time_not_carried(),
+        huge_string(), wrong_type(), missing_identifier(), future_timestamp(), unknown_type(),
+        other_channel(),
     )  # fmt: skip
 
 
