@@ -100,6 +100,8 @@ OptionalIdentifier = Annotated[Identifier | None, BeforeValidator(_blank_is_abse
 OptionalEmail = Annotated[Identifier | None, BeforeValidator(_email_key)]
 _EMAIL_MATCHING = "Matched after Unicode NFC normalisation, trimming and case-folding."
 _KINDS = ("customer_id", "email", "loyalty_id", "anonymous_id")
+#: JSON Schema: an object that states one identifier (of any kind), for anyOf / oneOf.
+_EACH_IDENTIFIER: list[Any] = [{"required": [kind]} for kind in _KINDS]
 
 
 def stated_identifiers(model: BaseModel) -> list[tuple[str, str]]:
@@ -115,14 +117,7 @@ class Identity(BaseModel):
     model_config = ConfigDict(
         frozen=True,
         extra="ignore",
-        json_schema_extra={
-            "anyOf": [
-                {"required": ["customer_id"]},
-                {"required": ["email"]},
-                {"required": ["loyalty_id"]},
-                {"required": ["anonymous_id"]},
-            ]
-        },
+        json_schema_extra={"anyOf": _EACH_IDENTIFIER},
     )
 
     customer_id: OptionalIdentifier = None
@@ -398,14 +393,7 @@ class ControlCommand(BaseModel):
     model_config = ConfigDict(
         frozen=True,
         extra="ignore",
-        json_schema_extra={
-            "oneOf": [
-                {"required": ["customer_id"]},
-                {"required": ["email"]},
-                {"required": ["loyalty_id"]},
-                {"required": ["anonymous_id"]},
-            ]
-        },
+        json_schema_extra={"oneOf": _EACH_IDENTIFIER},
     )
 
     command: CommandName

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -240,14 +240,19 @@ async def sample(rt: Runtime) -> None:
     lag: dict[tuple[str, int], int] = {}
     # Faust's own record of the offsets it committed (the next offset to read) per partition.
     committed: dict[Any, int | None] = getattr(consumer, "_committed_offset", {})
-    for tp in consumer.assignment():
-        if tp.topic.endswith(_CHANGELOG_SUFFIX):
-            continue
-        # highwater is what the last fetch saw (None before one). Behind it is everything not
-        # yet processed and committed, as Kafka's consumer-group lag counts it: messages
-        # fetched but still waiting in the worker's buffers are lag too (the fetch position is
-        # past them). Before this worker's first commit on the partition: the fetch position.
-        highwater = consumer.highwater(tp)
+    tps = [tp for tp in consumer.assignment() if not tp.topic.endswith(_CHANGELOG_SUFFIX)]
+    # Each partition's end as the broker has it now. What the last fetch saw is no measure:
+    # under overload the fetcher stops fetching partitions whose messages wait in the worker's
+    # buffers, and their lag read as low as a quarter of the real one.
+    try:
+        ends: Mapping[Any, int] = await consumer.highwaters(*tps) if tps else {}
+    except Exception:  # the broker away or a rebalance under way: what the fetches saw
+        ends = {}
+    for tp in tps:
+        # Behind the end is everything not yet processed and committed, as Kafka's
+        # consumer-group lag counts it: messages fetched but still waiting in the worker's
+        # buffers are lag too. Before this worker's first commit on it: the fetch position.
+        highwater = ends.get(tp, consumer.highwater(tp))
         done = committed.get(tp)
         if done is None:
             done = await consumer.position(tp)

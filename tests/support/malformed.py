@@ -78,27 +78,25 @@ def strategy(now: datetime, max_bytes: int) -> st.SearchStrategy[Bad]:
         where = draw(st.sampled_from([b"@@", b"bad-"]))
         return topic, draw(_keys), text.replace(where, bad, 1), "decode"
 
-    @st.composite
-    def deep_nesting(draw: st.DrawFn) -> Bad:
+    def nested(draw: st.DrawFn, depths: st.SearchStrategy[int], kind: str) -> Bad:
+        """An event whose `properties.x` nests a drawn depth (the value sits at level 3)."""
         topic = draw(_topics)
-        depth = draw(st.integers(1025, 2500))
+        depth = draw(depths)
         opener, closer = draw(st.sampled_from([(b"[", b"]"), (b'{"a":', b"}")]))
         text = orjson.dumps(_event(topic, draw(n), now, properties={"x": 0}))
         deep = opener * depth + b"0" + closer * depth
         value = text.replace(b'{"x":0}', b'{"x":' + deep + b"}", 1)
-        return topic, draw(_keys), value, "decode" if len(value) <= max_bytes else "too_large"
+        return topic, draw(_keys), value, kind if len(value) <= max_bytes else "too_large"
+
+    @st.composite
+    def deep_nesting(draw: st.DrawFn) -> Bad:
+        return nested(draw, st.integers(1025, 2500), "decode")  # past what JSON parsing takes
 
     @st.composite
     def too_deep_to_carry(draw: st.DrawFn) -> Bad:
         # JSON that parses (up to 1024 levels) but nests deeper than the contract's 32 levels:
         # once these failed as `internal` when the event was written again.
-        topic = draw(_topics)
-        depth = draw(st.integers(31, 1020))  # under `properties.x`, itself at level 3
-        opener, closer = draw(st.sampled_from([(b"[", b"]"), (b'{"a":', b"}")]))
-        text = orjson.dumps(_event(topic, draw(n), now, properties={"x": 0}))
-        deep = opener * depth + b"0" + closer * depth
-        value = text.replace(b'{"x":0}', b'{"x":' + deep + b"}", 1)
-        return topic, draw(_keys), value, "validation" if len(value) <= max_bytes else "too_large"
+        return nested(draw, st.integers(31, 1020), "validation")
 
     @st.composite
     def time_not_carried(draw: st.DrawFn) -> Bad:
