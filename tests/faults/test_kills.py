@@ -34,8 +34,7 @@ def test_sigkilled_worker_loses_nothing_and_changes_nothing(
     rng = random.Random(SEED)
     n = len(traffic.messages)
     # Publish at twice the pace the undisturbed worker drained the same traffic, so that work
-    # piles up, and spread the kills over about the time that run took: each kill then comes
-    # while messages wait (the last one, at most, after three quarters of that time of work).
+    # piles up, and kill as the publishing goes on: each kill then comes while messages wait.
     expected_s = baseline.took_s
     worker = WorkerProcess(kafka.bootstrap, tmp_path / "worker")
     recoveries: list[float] = []
@@ -47,8 +46,15 @@ def test_sigkilled_worker_loses_nothing_and_changes_nothing(
     )
     publisher.start()
     try:
-        for _ in range(KILLS):
-            time.sleep(rng.uniform(0.2, 1.0) * expected_s / (KILLS + 2))
+        for k in range(KILLS):
+            # Kill k comes once the publisher has sent its share of the messages (plus a
+            # seeded jitter), so that every kill meets work in hand however fast the worker
+            # comes back (a fixed schedule let the last kills find it idle once restarts got
+            # quicker).
+            share = (k + 1) * n // (KILLS + 1)
+            while len(publisher.coords) < share and not publisher.done:
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0.0, 0.5))
             lags.append(faults.lag(kafka.bootstrap))
             faults.kill(worker)
             time.sleep(rng.uniform(0.0, 2.0))  # sometimes it comes back at once, sometimes not
