@@ -77,6 +77,19 @@ Quantity = Annotated[int, Field(ge=1)]
 Currency = Annotated[str, Field(min_length=3, max_length=3)]
 
 
+def integer_as_text(value: object) -> object:
+    """An identifier sent as a JSON integer (`"loyalty_id": 5512`) is its decimal string."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def normalise_email(value: str) -> str:
+    """An email as it is matched: NFC-normalised, trimmed and case-folded (case-folding can
+    leave a string that is not NFC, hence normalised on both sides)."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", value).strip().casefold())
+
+
 def _blank_is_absent(value: object) -> object:
     # Trackers send "" or "  " for "not known yet"; that must not reject an event that carries
     # another identifier. Non-blank ids are opaque and kept verbatim.
@@ -135,19 +148,6 @@ class Identity(BaseModel):
     def identifiers(self) -> list[tuple[str, str]]:
         """(kind, value) pairs, most stable first: customer_id, email, loyalty_id, anonymous_id."""
         return stated_identifiers(self)
-
-
-def integer_as_text(value: object) -> object:
-    """An identifier sent as a JSON integer (`"loyalty_id": 5512`) is its decimal string."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return value
-
-
-def normalise_email(value: str) -> str:
-    """An email as it is matched: NFC-normalised, trimmed and case-folded (case-folding can
-    leave a string that is not NFC, hence normalised on both sides)."""
-    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", value).strip().casefold())
 
 
 @cache

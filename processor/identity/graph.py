@@ -159,9 +159,11 @@ def erase(lookup: Lookup, node: str) -> Change:
     """Remove the person that `node` (any identifier) belongs to: a customer with the groups it
     owns, or an anonymous person's whole group; every link of theirs goes too. `canonical` is
     the person's key (the node's own key when the graph does not know the node)."""
+    if is_anchor(node):
+        return _erase_customer(lookup, node)
     found = lookup(node)
-    if is_anchor(node) or found is None:
-        return _erase_customer(lookup, node) if is_anchor(node) else Change(canonical=key_of(node))
+    if found is None:
+        return Change(canonical=key_of(node))
     if is_customer_key(found.canonical):
         return _erase_customer(lookup, "c:" + found.canonical)
     change = Change(canonical=found.canonical)

@@ -91,32 +91,24 @@ def _email(state: CustomerState, event: Touchpoint, at: float) -> None:
     if event.type not in _EMAIL_EVENTS:
         return
     campaign = str(event.properties.get("campaign_id", ""))
-    entry = next((c for c in state.campaigns if c[0] == campaign), None)
-    if entry is None:
-        entry = [campaign, None, None]
-        state.campaigns.append(entry)
-    slot = 1 if event.type is EventType.email_delivered else 2
-    entry[slot] = at if entry[slot] is None else min(entry[slot], at)
-    keep_campaigns(state, state.campaigns)
+    delivered = event.type is EventType.email_delivered
+    keep_campaigns(
+        state, state.campaigns, [[campaign, at, None] if delivered else [campaign, None, at]]
+    )
 
 
-def keep_campaigns(state: CustomerState, campaigns: list[list[Any]]) -> None:
-    """Keep the newest `_MAX_CAMPAIGNS` of `campaigns` in delivery-time order, and the streak
-    they make."""
-    campaigns.sort(key=lambda c: (c[1] if c[1] is not None else c[2], c[0]))
-    state.campaigns = campaigns[-_MAX_CAMPAIGNS:]
-    state.unopened_streak = unopened_streak(state.campaigns)
-
-
-def unopened_streak(campaigns: list[list[Any]]) -> int:
-    """Delivered campaigns in a row, newest delivery backwards, until one that was opened (a
-    campaign opened before its delivery is known stands at the time of the open)."""
-    streak = 0
-    for _, _, opened in reversed(campaigns):
-        if opened is not None:
-            break
-        streak += 1
-    return streak
+def keep_campaigns(state: CustomerState, *lists: list[list[Any]]) -> None:
+    """Unite campaign lists (per campaign its earliest delivery and earliest open) into the
+    state's, the newest `_MAX_CAMPAIGNS` in delivery-time order (an open not yet delivered at
+    the time of the open)."""
+    united: dict[str, list[Any]] = {}
+    for campaign, delivered, opened in (c for campaigns in lists for c in campaigns):
+        have = united.setdefault(campaign, [campaign, None, None])
+        for slot, at in ((1, delivered), (2, opened)):
+            if at is not None:
+                have[slot] = at if have[slot] is None else min(have[slot], at)
+    ordered = sorted(united.values(), key=lambda c: (c[1] if c[1] is not None else c[2], c[0]))
+    state.campaigns = ordered[-_MAX_CAMPAIGNS:]
 
 
 def _recent(state: CustomerState, event: Touchpoint, at: float, journey: Journey) -> None:

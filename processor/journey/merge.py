@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from processor.journey.definition import Journey
 from processor.journey.memory import keep_campaigns
@@ -72,13 +71,7 @@ def fold(a: CustomerState, b: CustomerState, customer_id: str, journey: Journey)
     out.recent = sorted(a.recent + b.recent, key=lambda r: (r[2], r[0], sorted(r[1].items())))[
         -p.max_recent_events :
     ]
-    campaigns: dict[str, list[Any]] = {}
-    for campaign, delivered, opened in a.campaigns + b.campaigns:
-        have = campaigns.setdefault(campaign, [campaign, None, None])
-        for slot, at in ((1, delivered), (2, opened)):
-            if at is not None:
-                have[slot] = at if have[slot] is None else min(have[slot], at)
-    keep_campaigns(out, list(campaigns.values()))
+    keep_campaigns(out, a.campaigns, b.campaigns)
     out.sent = sorted(a.sent + b.sent)
     # Stage timers (`stage:` ids) belong to the stage the person is in: keep the lead's.
     out.timers = {k: v for k, v in other.timers.items() if not k.startswith("stage:")}

@@ -65,9 +65,6 @@ class CustomerState:
     cart: Cart | None = None
     #: (event type, the tracked properties, epoch seconds) for counting conditions, oldest first.
     recent: list[tuple[str, dict[str, str], float]] = field(default_factory=list)
-    #: `email_delivered` campaigns in a row, by delivery time, without an open or click
-    #: (derived from `campaigns`: `memory.unopened_streak`).
-    unopened_streak: int = 0
     #: The most recent email campaigns: [campaign id, delivered at or None, opened (or clicked)
     #: at or None], oldest first by delivery time (an open not yet delivered, by its own time).
     campaigns: list[list[Any]] = field(default_factory=list)
@@ -100,7 +97,6 @@ class CustomerState:
             "lp": self.last_purchase,
             "cart": None if cart is None else [cart.id, cart.items, cart.currency],
             "r": self.recent,
-            "us": self.unopened_streak,
             "em": self.campaigns,
             "sent": self.sent,
             "tm": self.timers,
@@ -130,13 +126,23 @@ class CustomerState:
             last_purchase=d["lp"],
             cart=None if cart is None else Cart(cart[0], dict(cart[1]), cart[2]),
             recent=[(t, dict(p), a) for t, p, a in d["r"]],
-            unopened_streak=d["us"],
             campaigns=[list(c) for c in d["em"]] if "em" in d else _streak_only(d["us"]),
             sent=list(d["sent"]),
             timers={k: (due, name, dict(p)) for k, (due, name, p) in d["tm"].items()},
             consent_at=dict(d.get("ca", {})),
             identifiers=list(d.get("ids", [])),
         )
+
+    @property
+    def unopened_streak(self) -> int:
+        """Delivered campaigns in a row, newest delivery backwards, until one that was opened
+        or clicked (a campaign opened before its delivery is known stands at the open)."""
+        streak = 0
+        for _, _, opened in reversed(self.campaigns):
+            if opened is not None:
+                break
+            streak += 1
+        return streak
 
     def copy(self) -> CustomerState:
         """An independent copy, so that a step never changes the state it was given."""

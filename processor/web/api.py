@@ -49,7 +49,8 @@ _MAX_HOPS = 8
 
 
 def resolve(kind: IdentifierKind, value: str) -> str:
-    """The graph node of one identifier, normalised as on events (emails trimmed, case-folded)."""
+    """The graph node of one identifier, normalised as on events (emails NFC-normalised,
+    trimmed and case-folded)."""
     return graph.nodes_of(Identity.model_validate({kind: value}))[0]
 
 
