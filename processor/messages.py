@@ -76,10 +76,25 @@ class Transition(BaseModel):
         description="null only when the person enters the journey's first stage."
     )
     to_stage: str
-    at: UtcDatetime
-    trigger_event_id: str
-    trigger_type: str
+    at: UtcDatetime = Field(
+        description="When the move happened: the trigger event's occurred_at, a timer's due "
+        "time, or for a merge the occurred_at of the event that linked the two profiles."
+    )
+    trigger_event_id: str = Field(
+        description="The event id, the timer id (trigger_type timer), `merge:<key>` naming "
+        "the profile folded in (identity_merge), or the erase request's id (erase_customer)."
+    )
+    trigger_type: str = Field(
+        description="The trigger event's type, `timer`, `identity_merge` or `erase_customer`."
+    )
     channels_before_conversion: list[str] = Field(default_factory=list)
+    copies_gone_within_days: int | None = Field(
+        default=None,
+        description="Only on an erasure receipt (to_stage `erased`): every copy of the "
+        "person's data that the processor held or wrote to Kafka before the receipt is gone "
+        "within this many days of it, by the retention and compaction settings in topics/; "
+        "null when a topic's settings bound nothing.",
+    )
 
 
 class ErrorKind(StrEnum):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -121,6 +122,47 @@ def load(directory: Path) -> dict[str, TopicSpec]:
             raise TopicDeclarationError(f"{path}: topic {spec.name} is declared twice")
         specs[spec.name] = spec
     return specs
+
+
+_DAY_MS = 86_400_000
+#: Kafka's topic defaults for the settings that bound how long a record stays.
+_KAFKA_DEFAULTS = {
+    "retention.ms": 7 * _DAY_MS,
+    "segment.ms": 7 * _DAY_MS,
+    "delete.retention.ms": _DAY_MS,
+}
+
+
+def kept_at_most(spec: TopicSpec) -> timedelta | None:
+    """The longest a record written to this topic can stay in it, by its declared settings
+    (Kafka's defaults where unset); None when nothing bounds it.
+
+    Records go by whole segments, and a segment is only deleted or compacted once it rolled:
+    a deleting topic keeps a record its retention plus a segment's life; a compacted one
+    until compaction replaces it (a segment's life plus `max.compaction.lag.ms`, unbounded
+    when unset) and then keeps the tombstone `delete.retention.ms`.
+    """
+
+    def ms(name: str) -> int | None:
+        raw = spec.config.get(name)
+        value = _KAFKA_DEFAULTS.get(name) if raw is None else int(raw)
+        return None if value is None or value < 0 else value
+
+    policy = {p.strip() for p in spec.config.get("cleanup.policy", "delete").split(",")}
+    bounds: list[int] = []
+    segment, retention = ms("segment.ms"), ms("retention.ms")
+    if "delete" in policy and segment is not None and retention is not None:
+        bounds.append(retention + segment)
+    lag, tombstones = ms("max.compaction.lag.ms"), ms("delete.retention.ms")
+    if "compact" in policy and None not in (segment, lag, tombstones):
+        bounds.append((segment or 0) + (lag or 0) + (tombstones or 0))
+    return timedelta(milliseconds=min(bounds)) if bounds else None
+
+
+def copies_gone_within(specs: dict[str, TopicSpec]) -> timedelta | None:
+    """The longest any declared topic keeps a record (`kept_at_most`); None if one is unbounded."""
+    kept = [kept_at_most(spec) for spec in specs.values()]
+    return None if not kept or None in kept else max(k for k in kept if k is not None)
 
 
 def copartition_problems(specs: dict[str, TopicSpec]) -> list[str]:

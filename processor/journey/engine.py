@@ -86,8 +86,6 @@ def _event_transition(ctx: Ctx, inp: EventInput) -> TransitionDef | None:
 
 def _on_event(state: CustomerState | None, inp: EventInput, now: datetime, j: Journey) -> Outcome:
     ev = inp.event
-    if state is not None and ev.event_id in state.seen:
-        return Outcome(state=state, duplicate=True)
     at = ev.occurred_at.timestamp()
     out = Outcome(state=None)
     entered: list[str] = []
@@ -174,13 +172,20 @@ def step(
       the `from` stages, anchored at the stage entry or the last purchase, replaced when the anchor
       moves (the id names the anchor, so every lapse has its own trigger id), dropped when the
       person leaves those stages. Their transitions carry trigger_type `timer` and the timer id.
+    - An event is applied after every timer of the person that was due when it happened (and
+      is due by `now`): a person's moves follow the order of their events and due times, not
+      when the worker's clock got round to a timer.
     - Stage moves are never stale; only actions are.
     - `channels_before_conversion` lists the channels of the person's touchpoints within the
       conversion look-back before the purchase (the purchase itself excluded), in channel order.
     """
-    if isinstance(input, EventInput):
-        return _on_event(state, input, now, journey)
-    return _on_timer(state, input, now, journey)
+    if isinstance(input, TimerFired):
+        return _on_timer(state, input, now, journey)
+    if state is not None and input.event.event_id in state.seen:
+        return Outcome(state=state, duplicate=True)
+    # What was due before the event happened comes first, whenever the clock fired it.
+    before = fire_due(state, input.customer_id, now, journey, until=input.event.occurred_at)
+    return before.then(_on_event(before.state, input, now, journey))
 
 
 def erase(
@@ -189,8 +194,10 @@ def erase(
     request_id: str,
     requested_at: datetime,
     journey: Journey,
+    gone_within_days: int | None = None,
 ) -> Outcome:
-    """Forget a person: no state is left, every timer is cancelled; `erased` is the receipt."""
+    """Forget a person: no state is left, every timer is cancelled; `erased` is the receipt,
+    saying within how many days every copy in Kafka is gone (`gone_within_days`)."""
     receipt = Transition(
         customer_id=customer_id,
         journey=journey.journey,
@@ -199,41 +206,41 @@ def erase(
         at=requested_at,
         trigger_event_id=request_id,
         trigger_type="erase_customer",
+        copies_gone_within_days=gone_within_days,
     )
     cancel = [] if state is None else sorted(state.timers)
     return Outcome(state=None, transitions=[receipt], timers_cancel=cancel)
 
 
 def fire_due(
-    state: CustomerState | None, customer_id: str, now: datetime, journey: Journey
-) -> tuple[Outcome, list[TimerFired]]:
-    """Fire every timer of the person that is due by `now`, earliest first, as one outcome.
+    state: CustomerState | None,
+    customer_id: str,
+    now: datetime,
+    journey: Journey,
+    *,
+    until: datetime | None = None,
+) -> Outcome:
+    """Fire every timer of the person that is due by `until` (default `now`), earliest first,
+    as one outcome; `fired` lists the firings (for lateness metrics).
 
-    The streaming shell calls this when the clock says a person has timers due; timers that a
-    firing sets and that are already due fire in the same call. Returns the merged outcome and
-    the firings (for lateness metrics); no firing at all leaves the state as it was.
+    The streaming shell calls this when the clock says a person has timers due, and `step` when
+    an event comes after them; timers that a firing sets and that are already due fire in the
+    same call. No firing at all leaves the state as it was.
     """
     total = Outcome(state=state)
-    fired: list[TimerFired] = []
+    limit = now if until is None else min(until, now)
     # Each firing removes its timer; a firing may set new ones. Bounded in case a journey file
     # sets a timer that is due at once from its own firing.
     for _ in range(64):
-        due = due_timers(total.state, now)
+        due = due_timers(total.state, limit)
         if not due:
             break
         fire = TimerFired.of(customer_id, due[0])
         out = step(total.state, fire, now, journey)
         if out.state is total.state:
             break  # nothing fired: never spin on a timer that does not go away
-        fired.append(fire)
-        total.state = out.state
-        total.transitions += out.transitions
-        total.actions += out.actions
-        total.suppressed += out.suppressed
-        total.timers_set += out.timers_set
-        total.timers_cancel += out.timers_cancel
-        total.timers_dropped += out.timers_dropped
-        total.cross_channel_conversion |= out.cross_channel_conversion
+        out.fired.append(fire)
+        total = total.then(out)
         if total.state is None:
             break
-    return total, fired
+    return total

@@ -88,12 +88,13 @@ def fold(a: CustomerState, b: CustomerState, customer_id: str, journey: Journey)
 
 
 def absorb(
-    state: CustomerState | None, other: CustomerState, customer_id: str, now: datetime,
+    state: CustomerState | None, other: CustomerState, customer_id: str, at: datetime,
     journey: Journey,
 ) -> Outcome:  # fmt: skip
     """Fold the profile `other` (known until now under another key) into `customer_id`'s.
 
-    One transition records the merge, from the person's stage before to the merged stage.
+    One transition records the merge, from the person's stage before to the merged stage, `at`
+    the time of the event that linked the two profiles.
     """
     if other.customer_id == customer_id:
         return Outcome(state=state)
@@ -104,7 +105,7 @@ def absorb(
         journey=journey.journey,
         from_stage=before,
         to_stage=merged.stage,
-        at=now,
+        at=at,
         trigger_event_id=f"merge:{other.customer_id}",
         trigger_type=MERGE,
     )

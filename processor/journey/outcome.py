@@ -57,9 +57,27 @@ class Outcome:
     #: Rules or transitions whose timer came due after the journey file lost them: the timer
     #: is dropped, never fired, and counted by the shell.
     timers_dropped: list[str] = field(default_factory=list)
+    #: The timers that fired in this step, in order (for the shell's timer metrics).
+    fired: list[TimerFired] = field(default_factory=list)
     duplicate: bool = False
     #: A store purchase after web or email touchpoints (rule store_followup): count it.
     cross_channel_conversion: bool = False
+
+    def then(self, later: Outcome) -> Outcome:
+        """This outcome followed by `later` (a step on this one's state), as one outcome."""
+        return Outcome(
+            state=later.state,
+            transitions=self.transitions + later.transitions,
+            actions=self.actions + later.actions,
+            suppressed=self.suppressed + later.suppressed,
+            timers_set=self.timers_set + later.timers_set,
+            timers_cancel=self.timers_cancel + later.timers_cancel,
+            timers_dropped=self.timers_dropped + later.timers_dropped,
+            fired=self.fired + later.fired,
+            duplicate=later.duplicate,
+            cross_channel_conversion=self.cross_channel_conversion
+            or later.cross_channel_conversion,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import faust
@@ -18,6 +20,7 @@ from processor.stream import writes
 from processor.stream.fences import Fences
 from processor.stream.membership import Membership
 from processor.stream.observe import Observer
+from processor.stream.ordering import OldestFirst
 from processor.stream.restore import Tables
 from processor.stream.timers import TimerIndex
 from processor.stream.writes import Coalesced, Unit
@@ -150,6 +153,9 @@ class Runtime:
     #: Erasure fences of the journey table and of the graph (stream/fences.py).
     fences: Fences = field(init=False)
     graph_fences: Fences = field(init=False)
+    #: Whole days within which Kafka holds no copy of a record any more (topics/ settings),
+    #: stated on erasure receipts; None when a topic's settings bound nothing.
+    erasure_days: int | None = None
 
     def __post_init__(self) -> None:
         size = self.settings.batch_max
@@ -187,6 +193,10 @@ def _ssl(settings: Settings) -> Any:
     return create_ssl_context(cafile=cafile)
 
 
+def _whole_days(span: timedelta | None) -> int | None:
+    return None if span is None else math.ceil(span / timedelta(days=1))
+
+
 def create_app(
     settings: Settings, journey: Journey, metrics: Metrics, *, membership: Membership | None = None
 ) -> Runtime:
@@ -205,6 +215,8 @@ def create_app(
         store="rocksdb://" if settings.store == "rocksdb" else "memory://",
         datadir=str(settings.data_dir),
         autodiscover=False,
+        # A fetch's records oldest first across partitions (stream/ordering.py).
+        ConsumerScheduler=OldestFirst,
         # Topics are created from topics/ by `touchpoint topics apply`, never implicitly.
         topic_allow_declare=False,
         # No on_leader timers: the leader-election topic would be one more undeclared topic.
@@ -273,6 +285,7 @@ def create_app(
         transitions=app.topic(t.TRANSITIONS, **raw),
         table=bytes_table(t.JOURNEY_TABLE, t.CUSTOMER_EVENTS),
         partitions=specs[t.CUSTOMER_EVENTS].partitions,
+        erasure_days=_whole_days(t.copies_gone_within(specs)),
     )
     # What the agents send to the internal topics travels in bundles (stream/bundles.py).
     for topic, name in (

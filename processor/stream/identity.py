@@ -45,18 +45,18 @@ def _lookup(rt: Runtime) -> graph.Lookup:
     return get
 
 
-async def _apply(
-    rt: Runtime, change: graph.Change, src: Source, requested: str | None = None
-) -> None:
+async def _apply(rt: Runtime, change: graph.Change, src: Source, at: str, erased: bool) -> None:
+    """Store the graph's change and tell each moved identifier's route partition; `at` is when
+    the event or erase command that changed it happened (a merge's time)."""
     for node, record in change.records.items():
         if record is None:
             rt.graph_writes.pop(node.encode())
         else:
             rt.graph_writes[node.encode()] = orjson.dumps(record.to_json())
     for node, (old, new) in sorted(change.moved.items()):
-        alias: dict[str, Any] = {"node": node, "old": old, "new": new}
-        if new is None:
-            alias["requested_at"] = requested
+        alias: dict[str, Any] = {"node": node, "old": old, "new": new, "at": at}
+        if erased:
+            alias["requested_at"] = at
         await send(rt.identity_routes, node.encode(), pack("alias", alias, IDENTITY, src))
     m = rt.metrics
     m.identity_links.inc(change.links_added)
@@ -79,7 +79,7 @@ async def handle_link(rt: Runtime, value: bytes, partition: int) -> None:
         requested = command.requested_at
         person = "c:" + change.canonical if graph.is_customer_key(change.canonical) else named
         fences.add(partition, sorted({person, named, *change.moved}), requested, now)
-        await _apply(rt, change, src, str(payload["requested_at"]))
+        await _apply(rt, change, src, str(payload["requested_at"]), erased=True)
     else:
         nodes = graph.nodes_of(Identity.model_validate(payload["identity"]))
         occurred = str(payload["occurred_at"])
@@ -89,7 +89,7 @@ async def handle_link(rt: Runtime, value: bytes, partition: int) -> None:
                 count_dropped(rt.metrics, IDENTITY, label)
             return
         change = graph.link(_lookup(rt), nodes)
-        await _apply(rt, change, src)
+        await _apply(rt, change, src, occurred, erased=False)
         if kind == "link":
             return
     await send(rt.customer_events, change.canonical.encode(), value)
@@ -120,5 +120,5 @@ async def handle_route(rt: Runtime, key: bytes, value: bytes) -> None:
         # An anonymous person turned out to be `new`: hand their profile over. A customer id is
         # never merged into another: when a conflict moves an identifier from one customer to
         # another (the smaller id), only the identifier's future events change hands.
-        merge: dict[str, Any] = {"into": new}
+        merge: dict[str, Any] = {"into": new, "at": payload.get("at")}
         await send(rt.customer_events, old.encode(), pack("merge", merge, IDENTITY, src))

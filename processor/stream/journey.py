@@ -46,13 +46,16 @@ def _moved(to: str) -> bytes:
     return orjson.dumps({"moved": to})
 
 
-async def _emit(rt: Runtime, key: bytes, partition: int, out: Outcome) -> None:
+async def _emit(rt: Runtime, key: bytes, partition: int, out: Outcome, now: datetime) -> None:
     if out.state is None:
         rt.journey_writes.pop(key)
     else:
         rt.journey_writes[key] = stored.encode(out.state)
     rt.timer_index.note(partition, key, out.state)
     m = rt.metrics
+    for fire in out.fired:
+        m.timers_fired.inc()
+        m.timer_lateness.observe(max(0.0, (now - fire.due).total_seconds()))
     for tr in out.transitions:
         await send(rt.transitions, tr.customer_id.encode(), to_json(tr))
         m.child(m.transitions, tr.from_stage or "none", tr.to_stage).inc()
@@ -67,12 +70,15 @@ async def _emit(rt: Runtime, key: bytes, partition: int, out: Outcome) -> None:
         m.cross_channel_conversions.inc()
 
 
-async def _merge(rt: Runtime, key_raw: bytes, held: CustomerState | str | None, into: str) -> None:
-    """Hand this key's person over to `into`, and leave a marker that points there."""
+async def _merge(
+    rt: Runtime, key_raw: bytes, held: CustomerState | str | None, payload: dict[str, Any]
+) -> None:
+    """Hand this key's person over to `payload["into"]`, and leave a marker that points there."""
+    into = str(payload["into"])
     if into == key_raw.decode():
         return
     if isinstance(held, CustomerState):
-        body = {"into": into, "state": held.to_dict()}
+        body = {"into": into, "at": payload.get("at"), "state": held.to_dict()}
         await send(rt.customer_events, into.encode(), pack("absorb", body, "identity", _NOWHERE))
     rt.journey_writes[key_raw] = _moved(into)
 
@@ -110,7 +116,7 @@ async def handle_customer(rt: Runtime, key_raw: bytes, value: bytes, partition: 
             return
         state = held if isinstance(held, CustomerState) else None
         if kind == "merge":
-            await _merge(rt, key_raw, held, str(payload["into"]))
+            await _merge(rt, key_raw, held, payload)
             observe.settled(rt, partition, state, rt.journey_writes.get(key_raw))
             return
         if kind == "purge":
@@ -120,18 +126,19 @@ async def handle_customer(rt: Runtime, key_raw: bytes, value: bytes, partition: 
             observe.settled(rt, partition, state, None)
             return
         if other is not None:
-            out = absorb(state, other, key, now, rt.journey)
+            # When the event that linked the two profiles happened (older messages: now).
+            linked = datetime.fromisoformat(payload["at"]) if payload.get("at") else now
+            out = absorb(state, other, key, linked, rt.journey)
             rt.metrics.identity_merges.inc()
         elif kind == "control":
             command = ControlCommand.model_validate(payload)
             rt.fences.add(partition, (key,), command.requested_at, now)
-            out = erase(state, key, command.request_id, command.requested_at, rt.journey)
+            out = erase(
+                state, key, command.request_id, command.requested_at, rt.journey, rt.erasure_days
+            )
         elif kind == "timer":
-            out, fired = fire_due(state, key, now, rt.journey)
-            for fire in fired:
-                rt.metrics.timers_fired.inc()
-                rt.metrics.timer_lateness.observe(max(0.0, (now - fire.due).total_seconds()))
-            if not fired:
+            out = fire_due(state, key, now, rt.journey)
+            if not out.fired:
                 rt.timer_index.note(partition, key_raw, state)
                 return
         else:
@@ -142,7 +149,7 @@ async def handle_customer(rt: Runtime, key_raw: bytes, value: bytes, partition: 
             if out.duplicate:
                 rt.metrics.child(rt.metrics.duplicates, label).inc()
                 return
-        await _emit(rt, key_raw, partition, out)
+        await _emit(rt, key_raw, partition, out, now)
         observe.emitted(rt, partition, state, out, src)
     except Exception as exc:
         # Faust would ack and commit a message whose handler raised, losing it silently

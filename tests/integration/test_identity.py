@@ -156,6 +156,9 @@ def test_anonymous_browsing_signup_and_login_end_as_one_customer(
         ("C-1", "None", "awareness", "signup"),
         ("C-1", "awareness", "consideration", "identity_merge"),
     ])  # fmt: skip
+    # The merge is dated by the event that linked the profiles (the login), not by the clock.
+    (merge,) = [tr for tr in transitions if tr["trigger_type"] == "identity_merge"]
+    assert datetime.fromisoformat(str(merge["at"])) == BASE + timedelta(minutes=5)
     assert sum(merges.values()) == 1
 
 
@@ -319,6 +322,10 @@ def test_an_erased_person_leaves_no_key_in_any_table(topics_ready: str, tmp_path
     assert [(r["customer_id"], r["from_stage"], r["trigger_event_id"]) for r in receipts] == [
         ("C-1", "consideration", "req-1")
     ]
+    # By the settings in topics/: transitions and dead letters are kept 30 days, plus a day
+    # until their segment rolls; every other topic goes sooner.
+    assert receipts[0]["copies_gone_within_days"] == 31
+    assert {tr["copies_gone_within_days"] for tr in transitions if tr is not receipts[0]} == {None}
     # The fences that guard against late events hold digests, no identifier: the graph's
     # fences C-1's four nodes, the journey's the four keys they had.
     assert (_digests(graph_fences[1]), _digests(journey_fences)) == (3, 3)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -22,11 +22,13 @@ from tests.support.worker import WorkerProcess, metric_values
 pytestmark = pytest.mark.broker
 
 
-def _event(eid: str, typ: str, customer: str, **props: object) -> tuple[str, bytes, bytes]:
+def _event(
+    eid: str, typ: str, customer: str, at: datetime | None = None, **props: object
+) -> tuple[str, bytes, bytes]:
     value = {
         "event_id": eid,
         "type": typ,
-        "occurred_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "occurred_at": (at or datetime.now(UTC)).isoformat().replace("+00:00", "Z"),
         "identity": {"customer_id": customer},
         "context": {"timezone": "Europe/Berlin"},
         "properties": props,
@@ -143,3 +145,56 @@ def test_reminder_fires_once_after_its_partition_moved_to_another_worker(
     assert set(reminders) == {"C-M"}
     assert len(set(reminders["C-M"])) == 1, reminders
     assert fired >= 1  # fired by the second worker, from state it recovered from the changelog
+
+
+def _moves(
+    bootstrap: str, expect: int, settle_s: float = 2.0
+) -> dict[str, list[tuple[object, ...]]]:
+    """customer_id -> (from, to, trigger type, at) of each transition, in the order emitted."""
+    out: dict[str, list[tuple[object, ...]]] = {}
+    read = read_json(bootstrap, t.TRANSITIONS, expect=expect, timeout_s=30, settle_s=settle_s)
+    for tr in asyncio.run(read):
+        move = (tr["from_stage"], tr["to_stage"], tr["trigger_type"], tr["at"])
+        out.setdefault(str(tr["customer_id"]), []).append(move)
+    return out
+
+
+def test_a_backlog_moves_people_as_their_events_and_due_times_say(
+    topics_ready: str, tmp_path: Path
+) -> None:
+    """Two people with the same events: a purchase 100 days ago and one now. One's events
+    arrive together (a backlog); the other's second purchase only after the worker's clock
+    fired the timers that fell due in between (30 days: retention; 90: lapsed). Both are moved
+    alike, each move dated by its event or due time: how the clock and the arrivals interleaved
+    changes nothing."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    then = now - timedelta(days=100)
+
+    def purchases(customer: str) -> list[tuple[str, bytes, bytes]]:
+        return [
+            _event(f"{customer}-{n}", "order_placed", customer, at, order_id=f"{customer}-O{n}",
+                   value=20.0, currency="EUR")
+            for n, at in ((1, then), (2, now))
+        ]  # fmt: skip
+
+    env = {"TOUCHPOINT_TIMER_TICK_S": "0.2"}
+    with WorkerProcess(topics_ready, tmp_path / "w1", **env):
+        asyncio.run(produce(topics_ready, purchases("C-BACKLOG")))
+        first, second = purchases("C-LIVE")
+        asyncio.run(produce(topics_ready, [first]))
+        # The live one: none→awareness→purchase, then the clock fires its two timers.
+        deadline = time.monotonic() + 30
+        while len(_moves(topics_ready, expect=9, settle_s=0).get("C-LIVE", [])) < 4:
+            assert time.monotonic() < deadline, "the overdue timers never fired"
+        asyncio.run(produce(topics_ready, [second]))
+        got = _moves(topics_ready, expect=10)
+    day = timedelta(days=1)
+    iso = [(then + d).isoformat().replace("+00:00", "Z") for d in (0 * day, 30 * day, 90 * day)]
+    want = [
+        (None, "awareness", "order_placed", iso[0]),
+        ("awareness", "purchase", "order_placed", iso[0]),
+        ("purchase", "retention", "timer", iso[1]),
+        ("retention", "lapsed", "timer", iso[2]),
+        ("lapsed", "retention", "order_placed", now.isoformat().replace("+00:00", "Z")),
+    ]
+    assert got == {"C-BACKLOG": want, "C-LIVE": want}

@@ -323,7 +323,8 @@ def test_times_are_rendered_in_utc_with_z() -> None:
     assert to_json(transition) == (
         b'{"customer_id":"C-1001","journey":"lifecycle","from_stage":null,'
         b'"to_stage":"awareness","at":"2026-11-22T12:00:00Z","trigger_event_id":"e-1",'
-        b'"trigger_type":"page_view","channels_before_conversion":[]}'
+        b'"trigger_type":"page_view","channels_before_conversion":[],'
+        b'"copies_gone_within_days":null}'
     )
 
 

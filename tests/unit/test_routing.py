@@ -122,7 +122,9 @@ def test_a_link_updates_the_graph_and_passes_no_event_on() -> None:
     asyncio.run(handle_link(rt, link, 0))
     # The cookie now belongs to C-1: its route partition learns it; the event is not sent again.
     assert [(topic, key) for topic, key, _ in log] == [("identity_routes", b"a:ck-1")]
-    assert unpack(log[0][2])[2] == {"node": "a:ck-1", "old": "anon:ck-1", "new": "C-1"}
+    linked_at = unpack(link)[2]["occurred_at"]
+    alias = {"node": "a:ck-1", "old": "anon:ck-1", "new": "C-1", "at": linked_at}
+    assert unpack(log[0][2])[2] == alias
     assert orjson.loads(rt.graph_writes.get(b"a:ck-1") or b"null")["c"] == "C-1"
     # The same identity as an event of its own (no customer id in it) would be passed on.
     event = _message({"email": "ana@example.com", "anonymous_id": "ck-1"})

@@ -87,3 +87,35 @@ def test_a_topic_declared_twice_is_refused(tmp_path: Path) -> None:
     (tmp_path / "b.yaml").write_text(spec)
     with pytest.raises(t.TopicDeclarationError, match="declared twice"):
         t.load(tmp_path)
+
+
+def _spec(**config: str) -> t.TopicSpec:
+    return t.TopicSpec("x", "internal", 1, "k", "v", config=dict(config))
+
+
+@pytest.mark.parametrize(
+    ("config", "days"),
+    [
+        ({}, 14.0),  # Kafka's defaults: 7 days' retention, 7-day segments
+        ({"retention.ms": "86400000", "segment.ms": "3600000"}, 1 + 1 / 24),
+        ({"retention.ms": "-1"}, None),  # kept for ever
+        ({"cleanup.policy": "compact"}, None),  # no max.compaction.lag.ms: no bound
+        (
+            {"cleanup.policy": "compact", "segment.ms": "86400000",
+             "max.compaction.lag.ms": "86400000"},
+            3.0,  # a day to roll, a day to compact, tombstones a day (the default)
+        ),
+        ({"cleanup.policy": "compact,delete", "retention.ms": "3600000"}, 7 + 1 / 24),
+    ],
+)  # fmt: skip
+def test_how_long_a_topic_keeps_a_record(config: dict[str, str], days: float | None) -> None:
+    kept = t.kept_at_most(_spec(**config))
+    assert (None if kept is None else kept.total_seconds() / 86400) == days
+
+
+def test_the_declared_topics_hold_no_copy_longer_than_31_days() -> None:
+    specs = t.load(REPO_ROOT / "topics")
+    longest = t.copies_gone_within(specs)
+    assert longest is not None
+    assert longest.total_seconds() / 86400 == 31
+    assert t.copies_gone_within({**specs, "x": _spec(**{"retention.ms": "-1"})}) is None

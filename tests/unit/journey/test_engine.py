@@ -149,11 +149,58 @@ def test_a_timer_fires_whatever_its_due_time_in_epoch_seconds() -> None:
         if as_datetime(x).timestamp() != x
     )
     state.timers[tid] = (due, *state.timers[tid][1:])
-    out, fired = fire_due(state, "C-1", as_datetime(due) + timedelta(milliseconds=1), LIFECYCLE)
+    out = fire_due(state, "C-1", as_datetime(due) + timedelta(milliseconds=1), LIFECYCLE)
     assert [a.template for a in out.actions] == ["cart_reminder"]
-    assert len(fired) == 1
+    assert len(out.fired) == 1
     assert out.state is not None
     assert out.state.timers == {}
+
+
+def _moves(outs: list[Any]) -> list[tuple[str | None, str, str, datetime]]:
+    return [
+        (t.from_stage, t.to_stage, t.trigger_type, t.at) for out in outs for t in out.transitions
+    ]
+
+
+def test_an_event_comes_after_the_timers_due_before_it_whenever_the_clock_fires_them() -> None:
+    """A purchase on day 100 after a first one on day 0, processed late (a backlog): the person
+    entered retention on day 30 and lapsed on day 90 before it, whether the worker's clock
+    fired those timers before the late event arrived or not; the moves are the same."""
+    first = step(None, touch("o1", "order_placed", T0, order_id="O-1", value=5.0), T0, LIFECYCLE)
+    late = T0 + timedelta(days=100)
+    buy = touch("o2", "order_placed", late, order_id="O-2", value=5.0)
+    now = late + timedelta(minutes=3)
+
+    event_first = step(first.state, buy, now, LIFECYCLE)
+    clock_first = fire_due(first.state, "C-1", now, LIFECYCLE, until=late)
+    then_event = step(clock_first.state, buy, now, LIFECYCLE)
+
+    want = [
+        ("purchase", "retention", "timer", T0 + timedelta(days=30)),
+        ("retention", "lapsed", "timer", T0 + timedelta(days=90)),
+        ("lapsed", "retention", "order_placed", late),
+    ]
+    assert _moves([event_first]) == want
+    assert _moves([clock_first, then_event]) == want
+    assert [f.name for f in event_first.fired] == [f.name for f in clock_first.fired]
+    assert event_first.state is not None
+    assert then_event.state is not None
+    assert encode(event_first.state) == encode(then_event.state)
+
+
+def test_timers_due_after_an_event_or_ahead_of_the_clock_wait_for_it() -> None:
+    """Only timers due by the event's time fire before it, and never before the clock says."""
+    first = step(None, touch("o1", "order_placed", T0, order_id="O-1", value=5.0), T0, LIFECYCLE)
+    day_10 = touch("v1", "product_view", T0 + timedelta(days=10), product_id="P-1")
+    out = step(first.state, day_10, T0 + timedelta(days=40), LIFECYCLE)
+    assert out.fired
+    assert all(f.due <= day_10.event.occurred_at for f in out.fired)
+    assert _moves([out]) == []  # retention (day 30) waits for the clock
+    early = T0 + timedelta(days=30, seconds=-1)  # upstream clock ahead of the worker's
+    ahead = touch("v2", "product_view", T0 + timedelta(days=30, seconds=100), product_id="P-1")
+    out = step(first.state, ahead, early, LIFECYCLE)
+    assert all(f.due <= early for f in out.fired)
+    assert _moves([out]) == []
 
 
 @pytest.mark.parametrize(
@@ -283,12 +330,12 @@ def test_a_timer_whose_rule_left_the_journey_file_is_dropped_and_counted(tmp_pat
     assert "wait:abandoned_cart" in [t.name for t in due_timers(armed)]
 
     later = T0 + timedelta(hours=2)
-    out, _ = fire_due(armed, "C-1", later, without)
+    out = fire_due(armed, "C-1", later, without)
 
     assert "abandoned_cart" in out.timers_dropped
     assert [a for a in out.actions if a.rule == "abandoned_cart"] == []
     assert out.state is not None
     assert not any(t.name == "wait:abandoned_cart" for t in due_timers(out.state))
     # With the rule still in the file, the same timer fires as always.
-    kept, _ = fire_due(armed, "C-1", later, LIFECYCLE)
+    kept = fire_due(armed, "C-1", later, LIFECYCLE)
     assert kept.timers_dropped == []

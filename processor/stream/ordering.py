@@ -1,0 +1,39 @@
+"""The order in which the worker hands out the records of one fetch: oldest first.
+
+A fetch returns records of many partitions at once. Faust hands them out round-robin between
+topics, so in a backlog one topic runs ahead of another: a person's in-store return could be
+read before the page view that came an hour earlier on the web topic, and move them as if it
+came first. Here the fetch's records are merged by their Kafka timestamps instead (each
+partition's records stay in their own order), as Kafka Streams picks the partition whose next
+record is oldest. It orders what one fetch holds; records of a later fetch come after.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from faust.transport.utils import DefaultSchedulingStrategy
+from faust.types import TP
+
+
+def _stamped(tp: TP, records: Sequence[Any]) -> Iterator[tuple[int, TP, Any]]:
+    for record in records:
+        yield record.timestamp, tp, record
+
+
+class OldestFirst(DefaultSchedulingStrategy):
+    """Faust's `ConsumerScheduler`: a fetch's records by timestamp, partitions interleaved."""
+
+    def iterate(self, records: Mapping[TP, Sequence[Any]]) -> Iterator[tuple[TP, Any]]:
+        """Each partition's records in their order, merged oldest first (ties: partition order)."""
+        if len(records) == 1:
+            ((tp, only),) = records.items()
+            return ((tp, record) for record in only)
+        merged = heapq.merge(*(_stamped(tp, rs) for tp, rs in records.items()), key=_first)
+        return ((tp, record) for _, tp, record in merged)
+
+
+def _first(item: tuple[int, TP, Any]) -> int:
+    return item[0]
