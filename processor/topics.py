@@ -133,6 +133,16 @@ _KAFKA_DEFAULTS = {
 }
 
 
+#: Kafka's default `max.message.bytes` (a topic's largest record batch, about 1 MB).
+KAFKA_MAX_MESSAGE_BYTES = 1_048_588
+
+
+def record_limit(spec: TopicSpec) -> int:
+    """The largest record batch the topic takes: its declared `max.message.bytes`, else
+    Kafka's default (a broker configured lower still refuses more)."""
+    return int(spec.config.get("max.message.bytes", KAFKA_MAX_MESSAGE_BYTES))
+
+
 def kept_at_most(spec: TopicSpec) -> timedelta | None:
     """The longest a record written to this topic can stay in it, by its declared settings
     (Kafka's defaults where unset); None when nothing bounds it.

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from processor.stream import bundles, deadletters, observe
+from processor.stream import bundles, deadletters, observe, writes
 from processor.stream.app import Runtime
 from processor.stream.identity import handle_link, handle_route
 from processor.stream.ingest import handle_inbound
@@ -34,6 +34,9 @@ async def _contained(
     """
     try:
         await work
+    except writes.OutputTooLarge as exc:  # nothing was sent for it (writes.check)
+        src = deadletters.source_of(message)
+        await deadletters.send(rt, deadletters.too_large(exc), value, src, label)
     except Exception as exc:
         await _failed(rt, stage, message, value, label, exc)
 

@@ -287,6 +287,9 @@ def create_app(
         partitions=specs[t.CUSTOMER_EVENTS].partitions,
         erasure_days=_whole_days(t.copies_gone_within(specs)),
     )
+    # No record larger than its topic takes is ever sent (writes.check).
+    for name, spec in specs.items():
+        writes.limit_records(name, t.record_limit(spec))
     # What the agents send to the internal topics travels in bundles (stream/bundles.py).
     for topic, name in (
         (rt.customer_events, t.CUSTOMER_EVENTS),

@@ -52,6 +52,11 @@ async def send(
     rt.metrics.deadletters.labels(label, rejection.kind.value).inc()
 
 
+def too_large(exc: writes.OutputTooLarge) -> Rejection:
+    """The rejection for a valid message whose outputs its topics would refuse."""
+    return Rejection(ErrorKind.too_large, str(exc), ())
+
+
 def internal(exc: BaseException) -> Rejection:
     """The rejection for a valid message whose processing raised (a bug)."""
     return Rejection(ErrorKind.internal, f"{type(exc).__name__}: {exc}", ())

@@ -8,16 +8,16 @@ from typing import Any
 
 import orjson
 
-from processor.events import Channel, ControlCommand, from_checked
+from processor import topics as t
+from processor.events import Channel, ControlCommand, Touchpoint, from_checked
 from processor.journey import state as stored
 from processor.journey.engine import EventInput, Outcome, erase, fire_due, step
 from processor.journey.merge import absorb
 from processor.journey.state import CustomerState
 from processor.messages import to_json
-from processor.stream import deadletters, fences, observe
+from processor.stream import deadletters, fences, observe, writes
 from processor.stream.app import Runtime
 from processor.stream.envelope import Source, pack, unpack
-from processor.stream.writes import send
 
 log = logging.getLogger(__name__)
 #: Identity messages made here have no inbound coordinates.
@@ -47,21 +47,32 @@ def _moved(to: str) -> bytes:
 
 
 async def _emit(rt: Runtime, key: bytes, partition: int, out: Outcome, now: datetime) -> None:
-    if out.state is None:
+    """Keep the outcome's state and send what it emits. Every record is made and checked
+    against its topic's limit first (writes.check): one that does not fit raises before
+    anything is kept, so the input is dead-lettered whole instead of half applied."""
+    state = None if out.state is None else stored.encode(out.state)
+    writes.check(t.JOURNEY_CHANGELOG, key, state, "the person's state")
+    transitions = [(tr, tr.customer_id.encode(), to_json(tr)) for tr in out.transitions]
+    actions = [(a, a.customer_id.encode(), to_json(a)) for a in out.actions]
+    for _, k, v in transitions:
+        writes.check(t.TRANSITIONS, k, v, "a transition")
+    for a, k, v in actions:
+        writes.check(t.ACTIONS, k, v, f"the {a.template} action")
+    if state is None:
         rt.journey_writes.pop(key)
     else:
-        rt.journey_writes[key] = stored.encode(out.state)
+        rt.journey_writes[key] = state
     rt.timer_index.note(partition, key, out.state)
     m = rt.metrics
     for fire in out.fired:
         m.timers_fired.inc()
         m.timer_lateness.observe(max(0.0, (now - fire.due).total_seconds()))
-    for tr in out.transitions:
-        await send(rt.transitions, tr.customer_id.encode(), to_json(tr))
+    for tr, k, v in transitions:
+        await writes.send(rt.transitions, k, v)
         m.child(m.transitions, tr.from_stage or "none", tr.to_stage).inc()
-    for action in out.actions:
-        await send(rt.actions, action.customer_id.encode(), to_json(action))
-        m.child(m.actions, action.action.value, action.template).inc()
+    for a, k, v in actions:
+        await writes.send(rt.actions, k, v)
+        m.child(m.actions, a.action.value, a.template).inc()
     for rule, reason in out.suppressed:
         m.child(m.actions_suppressed, rule, reason).inc()
     for rule in out.timers_dropped:
@@ -79,7 +90,8 @@ async def _merge(
         return
     if isinstance(held, CustomerState):
         body = {"into": into, "at": payload.get("at"), "state": held.to_dict()}
-        await send(rt.customer_events, into.encode(), pack("absorb", body, "identity", _NOWHERE))
+        absorb_it = pack("absorb", body, "identity", _NOWHERE)
+        await writes.send(rt.customer_events, into.encode(), absorb_it)
     rt.journey_writes[key_raw] = _moved(into)
 
 
@@ -92,6 +104,11 @@ def _last_seen(state: CustomerState) -> datetime:
     return datetime.fromtimestamp(max([state.stage_since, *(t for _, t in state.touches)]), UTC)
 
 
+def _processed(rt: Runtime, label: str, event: Touchpoint, now: datetime) -> None:
+    rt.metrics.child(rt.metrics.events_processed, label).inc()
+    observe.event_processed(rt, label, event.occurred_at, now)
+
+
 async def handle_customer(rt: Runtime, key_raw: bytes, value: bytes, partition: int) -> None:
     """Apply one event, timer, command or identity message to the person at `key_raw`."""
     key = key_raw.decode()
@@ -99,6 +116,7 @@ async def handle_customer(rt: Runtime, key_raw: bytes, value: bytes, partition: 
     try:
         now = datetime.now(UTC)
         other = CustomerState.from_dict(payload["state"]) if kind == "absorb" else None
+        event: Touchpoint | None = None
         if rt.fences.live(partition, now) and kind in ("event", "absorb"):
             # A message about a person erased after it happened (stream/fences.py)?
             occurred = (
@@ -112,7 +130,7 @@ async def handle_customer(rt: Runtime, key_raw: bytes, value: bytes, partition: 
         held = held_at(rt.journey_writes.get(key_raw))
         if isinstance(held, str) and kind in ("event", "absorb", "control"):
             # This key's person now lives at `held`: follow them (a late or replayed message).
-            await send(rt.customer_events, held.encode(), value)
+            await writes.send(rt.customer_events, held.encode(), value)
             return
         state = held if isinstance(held, CustomerState) else None
         if kind == "merge":
@@ -144,13 +162,17 @@ async def handle_customer(rt: Runtime, key_raw: bytes, value: bytes, partition: 
         else:
             event = from_checked(payload)  # validated at ingest
             out = step(state, EventInput(event, Channel(label), key), now, rt.journey)
-            rt.metrics.child(rt.metrics.events_processed, label).inc()
-            observe.event_processed(rt, label, event.occurred_at, now)
             if out.duplicate:
+                _processed(rt, label, event, now)
                 rt.metrics.child(rt.metrics.duplicates, label).inc()
                 return
         await _emit(rt, key_raw, partition, out, now)
+        if event is not None:
+            _processed(rt, label, event, now)
         observe.emitted(rt, partition, state, out, src)
+    except writes.OutputTooLarge as exc:
+        # What this message makes would not fit its topic: nothing of it was kept (_emit).
+        await deadletters.send(rt, deadletters.too_large(exc), orjson.dumps(payload), src, label)
     except Exception as exc:
         # Faust would ack and commit a message whose handler raised, losing it silently
         # (faust-pitfalls #2). Dead-lettering keeps it, with the reason, for replay after a fix.

@@ -63,6 +63,38 @@ _partitions: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 #: The topics whose messages units bundle.
 _bundled: weakref.WeakSet[Any] = weakref.WeakSet()
 _partitioner = DefaultPartitioner()
+#: topic name -> the largest record (key and value) it takes, less a record batch's overhead.
+_limits: dict[str, int] = {}
+#: What a record batch of one record adds to its key and value, at most (Kafka's v2 format:
+#: a 61-byte header, the record's varints, attributes and header count), rounded up.
+_BATCH_OVERHEAD = 128
+
+
+class OutputTooLarge(ValueError):
+    """A record larger than its topic takes: Kafka would refuse it, so it is never sent, and the
+    input it was made for is dead-lettered as `too_large` instead (see `check`)."""
+
+    def __init__(self, what: str, topic: str, size: int) -> None:
+        limit = _limits[topic] + _BATCH_OVERHEAD
+        super().__init__(
+            f"{what} would be a record of {size + _BATCH_OVERHEAD:,} bytes with its batch; "
+            f"{topic} takes at most {limit:,} (max.message.bytes)"
+        )
+
+
+def limit_records(topic: str, max_message_bytes: int) -> None:
+    """Records for `topic` (a name) must fit `max_message_bytes` (`check`)."""
+    _limits[topic] = max_message_bytes - _BATCH_OVERHEAD
+
+
+def check(topic: str, key: bytes | None, value: bytes | None, what: str = "a message") -> None:
+    """Raise OutputTooLarge if this record would not fit `topic` (one limited by
+    `limit_records`). Checked before anything is kept for the input: a record Kafka refuses
+    at the end of a unit would stop the worker, and the replay would meet it again."""
+    limit = _limits.get(topic)
+    size = len(key or b"") + len(value or b"")
+    if limit is not None and size > limit:
+        raise OutputTooLarge(what, topic, size)
 
 
 def keyed(topic: Any, partitions: int) -> None:
@@ -161,6 +193,7 @@ async def send(topic: Any, key: bytes | None, value: bytes) -> None:
     """Send one message; inside a unit, the unit's end waits until Kafka acknowledged it. A
     keyed topic's message waits for the unit's end in the unit's batches (in a bundle, if the
     topic is bundled); any other goes to the producer at once."""
+    check(topic.get_topic_name(), key, value)
     unit = _unit.get()
     partition = None
     if key is not None:

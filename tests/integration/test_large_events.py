@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
 from processor import topics as t
-from tests.support.kafka import produce, read_json
+from processor.settings import DEFAULT_JOURNEY_FILE
+from tests.support.kafka import produce, read_changelog, read_json
 from tests.support.worker import WorkerProcess, eventually, metric_values
 
 pytestmark = pytest.mark.broker
@@ -90,3 +92,53 @@ def test_events_near_the_message_limit_are_processed_without_stopping_the_worker
         ("C-cart", "consideration"),
         ("C-long", "awareness"),
     ]
+
+
+def test_an_event_whose_outputs_cannot_fit_is_dead_lettered_and_the_worker_goes_on(
+    topics_ready: str, tmp_path: Path
+) -> None:
+    """A journey file may copy any property of the trigger event into an action (`{event.x}`),
+    and a wait keeps those properties in the person's state until it fires. A near-limit event
+    whose property a cart reminder copies would make a state record (and later an action)
+    larger than its topic takes: Kafka refused it and the worker stopped, again and again. The
+    event is dead-lettered as `too_large`, naming what would not fit, nothing of it is kept, and
+    the same person's next event is processed."""
+    text = DEFAULT_JOURNEY_FILE.read_text(encoding="utf-8")
+    anchor = '      currency: "{cart.currency}"\n'
+    assert text.count(anchor) == 1
+    journey = tmp_path / "lifecycle-with-note.yaml"
+    journey.write_text(text.replace(anchor, anchor + '      note: "{event.note}"\n'), "utf-8")
+    big = _event("cart-big", "cart_add", "C-note", size=NEAR_LIMIT, product_id="P-1")
+    messages = [
+        (t.WEB, b"C-note", _event("signup-1", "signup", "C-note", consent={"email": True})),
+        (t.WEB, b"C-note", big),
+        (t.WEB, b"C-note", _event("cart-small", "cart_add", "C-note", product_id="P-2")),
+    ]
+    with WorkerProcess(topics_ready, tmp_path, TOUCHPOINT_JOURNEY_FILE=str(journey)) as worker:
+        proc = worker.proc
+        asyncio.run(produce(topics_ready, messages))
+        letters = asyncio.run(read_json(topics_ready, t.DEADLETTER, expect=1, timeout_s=60))
+        eventually("the events around it were not processed", lambda: None if _total(
+            worker, "touchpoint_events_processed_total") >= 2 else "not yet", 60)  # fmt: skip
+        assert proc is not None
+        assert proc.poll() is None, worker.log_tail()
+        assert _total(worker, "touchpoint_processing_errors_total") == 0
+        assert _total(worker, "touchpoint_events_processed_total") == 2
+
+        def stored() -> dict[str, Any]:
+            raw = asyncio.run(read_changelog(topics_ready, t.JOURNEY_CHANGELOG)).get(b"C-note")
+            return {} if raw is None else dict(orjson.loads(raw))
+
+        def caught_up() -> str | None:
+            return None if "cart-small" in stored().get("seen", []) else "not yet"
+
+        eventually("the person's state was not stored", caught_up, 30)
+        state = stored()
+    assert [(d["error"]["kind"], d["source"]["offset"]) for d in letters] == [  # type: ignore[index]
+        ("too_large", 1)
+    ]
+    reason = str(letters[0]["error"]["message"])  # type: ignore[index]
+    assert "journey" in reason
+    assert "bytes" in reason
+    assert "cart-big" not in state["seen"]
+    assert {"signup-1", "cart-small"} <= set(state["seen"])

@@ -541,3 +541,15 @@ def test_outside_a_units_work_a_keyed_message_goes_to_the_producer_at_once() -> 
         return log
 
     assert asyncio.run(main()) == [("sent", writes.partition_of(b"C-1", 3), b"now")]
+
+
+def test_a_record_larger_than_its_topic_takes_is_refused_before_it_is_sent() -> None:
+    writes.limit_records("small.topic", 1000)
+    writes.check("small.topic", b"k", b"v" * (1000 - 128 - 1))
+    with pytest.raises(writes.OutputTooLarge) as refused:
+        writes.check("small.topic", b"k", b"v" * (1000 - 128), "the cart_reminder action")
+    assert str(refused.value) == (
+        "the cart_reminder action would be a record of 1,001 bytes with its batch; small.topic "
+        "takes at most 1,000 (max.message.bytes)"
+    )
+    writes.check("unlimited.topic", None, b"v" * 10_000_000)  # no limit known: Kafka decides
