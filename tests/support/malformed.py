@@ -10,6 +10,7 @@ another channel's topic.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -57,8 +58,22 @@ def _is_json_object(raw: bytes) -> bool:
         return False
 
 
-def strategy(now: datetime, max_bytes: int) -> st.SearchStrategy[Bad]:
-    """Malformed messages as of `now`, for a worker with TOUCHPOINT_MAX_EVENT_BYTES=max_bytes."""
+#: A string `huge_string` draws stands for a filler of the size and character it names, made
+#: only for the messages `generate` keeps (most heavy draws are dropped).
+_FILLER = re.compile(rb"@@filler:(\d+):(\d+)@@")
+
+
+def _filled(value: bytes) -> bytes:
+    def fill(m: re.Match[bytes]) -> bytes:
+        char = chr(int(m.group(2)))
+        return orjson.dumps(char * (int(m.group(1)) // len(char.encode()) + 1))[1:-1]
+
+    return _FILLER.sub(fill, value, count=1)
+
+
+def strategy(now: datetime, max_bytes: int, wire_bytes: int) -> st.SearchStrategy[Bad]:
+    """Malformed messages as of `now`, for a worker with TOUCHPOINT_MAX_EVENT_BYTES=max_bytes;
+    none larger than `wire_bytes` (what the broker takes)."""
     n = st.integers(0, 10**9)
 
     @st.composite
@@ -112,10 +127,11 @@ def strategy(now: datetime, max_bytes: int) -> st.SearchStrategy[Bad]:
     @st.composite
     def huge_string(draw: st.DrawFn) -> Bad:
         topic = draw(_topics)
-        size = draw(st.integers(max_bytes + 1, 3 * max_bytes))
+        # Room for the rest of the event (and a 4-byte character more) under the broker's limit.
+        size = draw(st.integers(max_bytes + 1, min(3 * max_bytes, wire_bytes - 512)))
         char = draw(st.sampled_from(["x", "é", "€", "\U0001f600"]))
         field = draw(st.sampled_from(["event_id", "type", "property"]))
-        filler = char * (size // len(char.encode()) + 1)
+        filler = f"@@filler:{size}:{ord(char)}@@"
         if field == "property":
             event = _event(topic, draw(n), now, properties={"huge": filler})
         else:
@@ -185,12 +201,16 @@ def strategy(now: datetime, max_bytes: int) -> st.SearchStrategy[Bad]:
     )  # fmt: skip
 
 
-def generate(count: int, *, max_bytes: int, huge_every: int = 200, batch: int = 5) -> list[Bad]:
+def generate(
+    count: int, *, max_bytes: int, wire_bytes: int = 1_048_000, huge_every: int = 200,
+    batch: int = 5,
+) -> list[Bad]:  # fmt: skip
     """`count` malformed messages drawn by Hypothesis (derandomized: the same every run).
 
-    Messages over the size limit are heavy (up to three times `max_bytes`); only one in
-    `huge_every` may be one, the others are drawn again. Each Hypothesis example is a list of
-    `batch` messages, which saves most of Hypothesis's cost per example.
+    Messages over the size limit are heavy (up to three times `max_bytes`, never over
+    `wire_bytes`); only one in `huge_every` may be one, the others are drawn again, and only
+    the kept ones are filled up to their size. Each Hypothesis example is a list of `batch`
+    messages, which saves most of Hypothesis's cost per example.
     """
     now = datetime.now(UTC)
     out: list[Bad] = []
@@ -205,8 +225,11 @@ def generate(count: int, *, max_bytes: int, huge_every: int = 200, batch: int = 
                 if heavy * huge_every > len(out):
                     continue
                 heavy += 1
+                topic, key, value, kind = bad
+                bad = topic, key, _filled(value or b""), kind
             out.append(bad)
 
+    drawn = st.lists(strategy(now, max_bytes, wire_bytes), min_size=batch, max_size=batch)
     rounds = 0
     while len(out) < count:
         before = len(out)
@@ -214,7 +237,7 @@ def generate(count: int, *, max_bytes: int, huge_every: int = 200, batch: int = 
             settings(
                 max_examples=-(-(count - len(out)) // batch), database=None, deadline=None,
                 phases=[Phase.generate], suppress_health_check=list(HealthCheck),
-            )(given(st.lists(strategy(now, max_bytes), min_size=batch, max_size=batch))(keep))
+            )(given(drawn)(keep))
         )()  # fmt: skip
         rounds += 1
         if len(out) == before:
