@@ -21,7 +21,7 @@ import orjson
 
 from processor import processes
 from processor import topics as t
-from processor.bench import kafka, latency, naive, raw, report, state, stream
+from processor.bench import kafka, latency, naive, raw, report, state, step, stream
 from processor.bench.proc import usage
 from processor.bench.worker import Worker, drain
 from processor.journey.definition import load_journey
@@ -43,6 +43,9 @@ class Size:
     latency_seconds: float
     state_customers: int
 
+
+#: The journey step is timed on the stream's first this many messages (held decoded in memory).
+STEP_EVENTS = 100_000
 
 SIZES = {
     # ~6 messages per simulated customer: 170,000 customers give the million (the tail of the
@@ -225,6 +228,8 @@ class Bench:
             self.contest_processor(info, self.args.scale, "scaled")
         if "latency" not in skip and "processor" in self.results:
             self.contest_latency(info)
+        if "step" not in skip:
+            self.contest_step(info)
         if "state" not in skip:
             self.contest_state(info)
         self.results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
@@ -386,6 +391,22 @@ class Bench:
             f"ms, p99 {L['p99_ms']:.0f} ms (publish to action read downstream)"
         )
 
+    def contest_step(self, info: stream.StreamInfo) -> None:
+        """The journey `step` alone, in this process, on the stream's first messages."""
+        limit = min(info.messages, STEP_EVENTS)
+        self.log(f"journey step: decoding the stream's first {limit:,} messages")
+        journey_file = self.worker_env.get("TOUCHPOINT_JOURNEY_FILE", str(DEFAULT_JOURNEY_FILE))
+        events = step.inputs(
+            info.path, max_event_bytes=int(self.worker_env["TOUCHPOINT_MAX_EVENT_BYTES"]),
+            limit=limit,
+        )  # fmt: skip
+        times = step.measure(events, load_journey(Path(journey_file)))
+        self.log(
+            f"  {times.events:,} steps: median {times.median_us:.1f} µs, p99 "
+            f"{times.p99_us:.1f} µs, CPU {times.cpu_mean_us:.1f} µs per step"
+        )
+        self.results["step"] = times.to_json()
+
     def contest_state(self, info: stream.StreamInfo) -> None:
         people = self.args.state_customers or self.size.state_customers
         if not self.samples:
@@ -452,7 +473,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--processor-timeout", type=float, default=3600.0,
                    help="give up a processor run after this many seconds")  # fmt: skip
     p.add_argument("--skip", action="append", default=[], choices=[
-        "raw", "naive", "empty", "processor", "scaled", "latency", "state",
+        "raw", "naive", "empty", "processor", "scaled", "latency", "step", "state",
     ])  # fmt: skip
     p.add_argument("--worker-env", action="append", default=[], metavar="NAME=VALUE",
                    help="extra environment for the processor's workers")  # fmt: skip

@@ -6,12 +6,15 @@ import os
 import platform
 from typing import Any
 
-#: The issue's targets.
+#: The targets the benchmark is held to (the streaming layer's redesign).
 MIN_RAW_RATIO = 0.33
 MIN_NAIVE_RATIO = 7.0
-MAX_P99_MS = 250.0
-MAX_STATE_RSS_BYTES = 1.5 * 2**30
-MAX_REBUILD_S = 90.0
+MAX_CPU_S_PER_1000 = 0.05
+MAX_STEP_MEDIAN_US = 15.0
+MAX_P99_MS = 150.0
+MAX_P50_MS = 40.0
+MAX_STATE_RSS_BYTES = 1 * 2**30
+MAX_REBUILD_S = 30.0
 
 
 def machine() -> dict[str, Any]:
@@ -127,6 +130,19 @@ def table(r: dict[str, Any]) -> str:
                 f"processor / naive = {ratio:5.1f}  (target >= {MIN_NAIVE_RATIO:g}: "
                 f"{_mark(ratio >= MIN_NAIVE_RATIO)})"
             )
+        cpu = r["processor"]["cpu_s_per_1000"]
+        lines.append(
+            f"processor CPU     = {cpu:5.3f} s per 1000 events  (target <= {MAX_CPU_S_PER_1000:g}: "
+            f"{_mark(cpu <= MAX_CPU_S_PER_1000)})"
+        )
+    if "step" in r:
+        st = r["step"]
+        lines.append(
+            f"journey step alone, {st['events']:,} events of {st['people']:,} people: median "
+            f"{st['median_us']:.1f} µs, p99 {st['p99_us']:.1f} µs, CPU {st['cpu_mean_us']:.1f} µs "
+            f"per event on average (target median <= {MAX_STEP_MEDIAN_US:g} µs: "
+            f"{_mark(st['median_us'] <= MAX_STEP_MEDIAN_US)})"
+        )
     if "empty" in r and r["empty"]["rate"]:
         ceiling = r["empty"]["rate"]
         versus = []
@@ -145,14 +161,15 @@ def table(r: dict[str, Any]) -> str:
             f"latency at {lat['achieved_rate']:,.0f} events/s (half the maximum), publish to "
             f"action read downstream, {lat['actions_measured']:,} actions: p50 "
             f"{lat['p50_ms']:.0f} ms, p95 {lat['p95_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms "
-            f"(target p99 <= {MAX_P99_MS:.0f} ms: {_mark(lat['p99_ms'] <= MAX_P99_MS)}); "
+            f"(targets p50 <= {MAX_P50_MS:.0f} ms: {_mark(lat['p50_ms'] <= MAX_P50_MS)}, "
+            f"p99 <= {MAX_P99_MS:.0f} ms: {_mark(lat['p99_ms'] <= MAX_P99_MS)}); "
             f"to the action's emission: p99 {lat['emitted_p99_ms']:.0f} ms"
         )
     if "state" in r:
         st = r["state"]
         lines.append(
             f"{st['customers']:,} customers in state (RocksDB, {st['state_bytes_mean']:,.0f} B "
-            f"each on average): peak RSS {_mib(st['peak_rss_bytes'])} (target <= 1.5 GiB: "
+            f"each on average): peak RSS {_mib(st['peak_rss_bytes'])} (target <= 1 GiB: "
             f"{_mark(st['peak_rss_bytes'] <= MAX_STATE_RSS_BYTES)}); rebuild from the "
             f"changelog with the local store deleted {st['rebuild_s']:.1f} s to ready (target "
             f"<= {MAX_REBUILD_S:.0f} s: {_mark(st['rebuild_s'] <= MAX_REBUILD_S)})"

@@ -44,11 +44,16 @@ def test_the_benchmark_runs_every_contestant_and_prints_the_table(tmp_path: Path
     assert scaled_counters["touchpoint_deadletters_total"] == sum(stream["invalid"].values())
     assert r["latency"]["actions_measured"] > 0
     assert 0 < r["latency"]["p50_ms"] <= r["latency"]["p99_ms"]
+    # The journey step alone, over every valid event of the small stream (repeats included,
+    # erase commands not).
+    assert stream["valid"] // 2 < r["step"]["events"] <= stream["valid"] + stream["duplicates"]
+    assert 0 < r["step"]["median_us"] <= r["step"]["p99_us"]
+    assert r["step"]["cpu_mean_us"] > 0
     assert r["state"]["customers"] == 2000
     assert r["state"]["rebuild_s"] > 0
     for line in (
         "raw aiokafka pipe", "naive Faust agent", "empty Faust agent", "processor, 2 workers",
         "processor / raw", "processor / naive", "the ceiling of an agent", "latency at",
-        "customers in state",
+        "customers in state", "journey step alone", "processor CPU",
     ):  # fmt: skip
         assert line in printed, line

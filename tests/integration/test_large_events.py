@@ -10,6 +10,7 @@ product cannot carry is dead-lettered at ingest with the limit named.
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,19 @@ def _total(worker: WorkerProcess, name: str) -> float:
     return sum(metric_values(worker.metrics(), name).values())
 
 
+def _processed_exactly(
+    worker: WorkerProcess, proc: subprocess.Popen[bytes] | None, count: int, timeout_s: float
+) -> None:
+    """Wait until `count` events were processed; the worker the same process, no error."""
+    name = "touchpoint_events_processed_total"
+    eventually(f"{count} events were not processed", lambda: None if _total(
+        worker, name) >= count else "not yet", timeout_s)  # fmt: skip
+    assert proc is not None
+    assert proc.poll() is None, worker.log_tail()
+    assert _total(worker, name) == count
+    assert _total(worker, "touchpoint_processing_errors_total") == 0
+
+
 def test_events_near_the_message_limit_are_processed_without_stopping_the_worker(
     topics_ready: str, tmp_path: Path
 ) -> None:
@@ -68,12 +82,7 @@ def test_events_near_the_message_limit_are_processed_without_stopping_the_worker
     with WorkerProcess(topics_ready, tmp_path) as worker:
         proc = worker.proc
         asyncio.run(produce(topics_ready, messages))
-        eventually("the events were not all processed", lambda: None if _total(
-            worker, "touchpoint_events_processed_total") >= 5 else "not yet", 90)  # fmt: skip
-        assert proc is not None
-        assert proc.poll() is None, worker.log_tail()
-        assert _total(worker, "touchpoint_events_processed_total") == 5
-        assert _total(worker, "touchpoint_processing_errors_total") == 0
+        _processed_exactly(worker, proc, 5, timeout_s=90)
         letters = asyncio.run(read_json(topics_ready, t.DEADLETTER, expect=1, timeout_s=30))
         transitions = asyncio.run(read_json(topics_ready, t.TRANSITIONS, expect=3, timeout_s=30))
     assert [(d["error"], d["raw_size"]) for d in letters] == [  # type: ignore[index]
@@ -118,12 +127,7 @@ def test_an_event_whose_outputs_cannot_fit_is_dead_lettered_and_the_worker_goes_
         proc = worker.proc
         asyncio.run(produce(topics_ready, messages))
         letters = asyncio.run(read_json(topics_ready, t.DEADLETTER, expect=1, timeout_s=60))
-        eventually("the events around it were not processed", lambda: None if _total(
-            worker, "touchpoint_events_processed_total") >= 2 else "not yet", 60)  # fmt: skip
-        assert proc is not None
-        assert proc.poll() is None, worker.log_tail()
-        assert _total(worker, "touchpoint_processing_errors_total") == 0
-        assert _total(worker, "touchpoint_events_processed_total") == 2
+        _processed_exactly(worker, proc, 2, timeout_s=60)  # the two around it
 
         def stored() -> dict[str, Any]:
             raw = asyncio.run(read_changelog(topics_ready, t.JOURNEY_CHANGELOG)).get(b"C-note")
