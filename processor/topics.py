@@ -124,15 +124,6 @@ def load(directory: Path) -> dict[str, TopicSpec]:
     return specs
 
 
-_DAY_MS = 86_400_000
-#: Kafka's topic defaults for the settings that bound how long a record stays.
-_KAFKA_DEFAULTS = {
-    "retention.ms": 7 * _DAY_MS,
-    "segment.ms": 7 * _DAY_MS,
-    "delete.retention.ms": _DAY_MS,
-}
-
-
 #: Kafka's default `max.message.bytes` (a topic's largest record batch, about 1 MB).
 KAFKA_MAX_MESSAGE_BYTES = 1_048_588
 
@@ -141,6 +132,15 @@ def record_limit(spec: TopicSpec) -> int:
     """The largest record batch the topic takes: its declared `max.message.bytes`, else
     Kafka's default (a broker configured lower still refuses more)."""
     return int(spec.config.get("max.message.bytes", KAFKA_MAX_MESSAGE_BYTES))
+
+
+_DAY_MS = 86_400_000
+#: Kafka's topic defaults for the settings that bound how long a record stays.
+_KAFKA_DEFAULTS = {
+    "retention.ms": 7 * _DAY_MS,
+    "segment.ms": 7 * _DAY_MS,
+    "delete.retention.ms": _DAY_MS,
+}
 
 
 def kept_at_most(spec: TopicSpec) -> timedelta | None:
@@ -164,15 +164,16 @@ def kept_at_most(spec: TopicSpec) -> timedelta | None:
     if "delete" in policy and segment is not None and retention is not None:
         bounds.append(retention + segment)
     lag, tombstones = ms("max.compaction.lag.ms"), ms("delete.retention.ms")
-    if "compact" in policy and None not in (segment, lag, tombstones):
-        bounds.append((segment or 0) + (lag or 0) + (tombstones or 0))
+    if "compact" in policy and segment is not None and lag is not None and tombstones is not None:
+        bounds.append(segment + lag + tombstones)
     return timedelta(milliseconds=min(bounds)) if bounds else None
 
 
 def copies_gone_within(specs: dict[str, TopicSpec]) -> timedelta | None:
     """The longest any declared topic keeps a record (`kept_at_most`); None if one is unbounded."""
     kept = [kept_at_most(spec) for spec in specs.values()]
-    return None if not kept or None in kept else max(k for k in kept if k is not None)
+    bounded = [k for k in kept if k is not None]
+    return max(bounded) if bounded and len(bounded) == len(kept) else None
 
 
 def copartition_problems(specs: dict[str, TopicSpec]) -> list[str]:

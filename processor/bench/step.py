@@ -50,9 +50,7 @@ class StepTimes:
 def _person(store: dict[str, graph.NodeRecord], nodes: list[str]) -> str:
     if len(nodes) > 1:
         change = graph.link(store.get, nodes)
-        for node, record in change.records.items():
-            if record is not None:
-                store[node] = record
+        graph.apply(store, change)
         return change.canonical
     node = nodes[0]
     record = None if graph.is_anchor(node) else store.get(node)

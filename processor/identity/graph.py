@@ -208,16 +208,20 @@ def _erase_customer(lookup: Lookup, customer: str) -> Change:
     return change
 
 
+def apply(store: dict[str, NodeRecord], change: Change) -> None:
+    """Keep `change`'s records in a graph held in a dict (None deletes the node)."""
+    for node, rec in change.records.items():
+        if rec is None:
+            store.pop(node, None)
+        else:
+            store[node] = rec
+
+
 def grouping(events: Iterable[list[str]]) -> dict[str, str]:
     """Reference: node -> canonical key after linking `events` in order, from scratch."""
     store: dict[str, NodeRecord] = {}
     for nodes in events:
-        change = link(store.get, nodes)
-        for node, rec in change.records.items():
-            if rec is None:
-                store.pop(node, None)
-            else:
-                store[node] = rec
+        apply(store, link(store.get, nodes))
     return {
         node: (key_of(node) if is_anchor(node) else rec.canonical) for node, rec in store.items()
     }

@@ -165,11 +165,12 @@ def due_timers(state: CustomerState | None, until: datetime | None = None) -> li
     if state is None:
         return []
     limit = None if until is None else until.timestamp()
-    pending = sorted((due, tid) for tid, (due, _, _) in state.timers.items())
+    pending = sorted(
+        (due, tid) for tid, (due, _, _) in state.timers.items() if limit is None or due <= limit
+    )
     return [
         Timer(tid, as_datetime(due), state.timers[tid][1], dict(state.timers[tid][2]))
         for due, tid in pending
-        if limit is None or due <= limit
     ]
 
 

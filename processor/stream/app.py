@@ -287,7 +287,8 @@ def create_app(
         partitions=specs[t.CUSTOMER_EVENTS].partitions,
         erasure_days=_whole_days(t.copies_gone_within(specs)),
     )
-    # No record larger than its topic takes is ever sent (writes.check).
+    # What ingest and the journey agent make is checked against these before it is kept or
+    # sent (writes.check); the other agents' messages are small.
     for name, spec in specs.items():
         writes.limit_records(name, t.record_limit(spec))
     # What the agents send to the internal topics travels in bundles (stream/bundles.py).

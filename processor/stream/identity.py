@@ -45,7 +45,7 @@ def _lookup(rt: Runtime) -> graph.Lookup:
     return get
 
 
-async def _apply(rt: Runtime, change: graph.Change, src: Source, at: str, erased: bool) -> None:
+async def _apply(rt: Runtime, change: graph.Change, src: Source, at: str) -> None:
     """Store the graph's change and tell each moved identifier's route partition; `at` is when
     the event or erase command that changed it happened (a merge's time)."""
     for node, record in change.records.items():
@@ -55,8 +55,6 @@ async def _apply(rt: Runtime, change: graph.Change, src: Source, at: str, erased
             rt.graph_writes[node.encode()] = orjson.dumps(record.to_json())
     for node, (old, new) in sorted(change.moved.items()):
         alias: dict[str, Any] = {"node": node, "old": old, "new": new, "at": at}
-        if erased:
-            alias["requested_at"] = at
         await send(rt.identity_routes, node.encode(), pack("alias", alias, IDENTITY, src))
     m = rt.metrics
     m.identity_links.inc(change.links_added)
@@ -79,7 +77,7 @@ async def handle_link(rt: Runtime, value: bytes, partition: int) -> None:
         requested = command.requested_at
         person = "c:" + change.canonical if graph.is_customer_key(change.canonical) else named
         fences.add(partition, sorted({person, named, *change.moved}), requested, now)
-        await _apply(rt, change, src, str(payload["requested_at"]), erased=True)
+        await _apply(rt, change, src, str(payload["requested_at"]))
     else:
         nodes = graph.nodes_of(Identity.model_validate(payload["identity"]))
         occurred = str(payload["occurred_at"])
@@ -89,7 +87,7 @@ async def handle_link(rt: Runtime, value: bytes, partition: int) -> None:
                 count_dropped(rt.metrics, IDENTITY, label)
             return
         change = graph.link(_lookup(rt), nodes)
-        await _apply(rt, change, src, occurred, erased=False)
+        await _apply(rt, change, src, occurred)
         if kind == "link":
             return
     await send(rt.customer_events, change.canonical.encode(), value)
@@ -109,7 +107,8 @@ async def handle_route(rt: Runtime, key: bytes, value: bytes) -> None:
     if new is None:
         # Erased: forget the alias, and wipe whatever the identifier's own key still holds.
         rt.alias_writes.pop(key)
-        erased = {"requested_at": payload["requested_at"]}
+        # (An alias written before aliases carried `at` names the erasure's `requested_at`.)
+        erased = {"requested_at": payload.get("at") or payload["requested_at"]}
         await send(rt.customer_events, own.encode(), pack("purge", erased, IDENTITY, src))
         return
     if new == own:

@@ -8,7 +8,7 @@ from typing import Any
 from processor.decode import Rejection, decode_control, decode_touchpoint
 from processor.events import ControlCommand, Touchpoint
 from processor.identity.graph import KIND_PREFIX, is_anchor, key_of, nodes_of
-from processor.stream import deadletters
+from processor.stream import deadletters, writes
 from processor.stream.app import Runtime
 from processor.stream.envelope import pack
 from processor.stream.writes import send
@@ -51,11 +51,13 @@ async def handle_inbound(rt: Runtime, message: Any) -> None:
     value = pack("event", payload, label, src)
     customer = next((node for node in nodes if is_anchor(node)), None)
     if customer is not None:
-        await send(rt.customer_events, key_of(customer).encode(), value)
-        if len(nodes) > 1:
-            link = {"identity": payload["identity"], "occurred_at": payload["occurred_at"]}
-            await send(rt.identity_links, nodes[0].encode(), pack("link", link, label, src))
-    elif len(nodes) > 1:
-        await send(rt.identity_links, nodes[0].encode(), value)
+        topic, key = rt.customer_events, key_of(customer)
     else:
-        await send(rt.identity_routes, nodes[0].encode(), value)
+        topic, key = (rt.identity_links if len(nodes) > 1 else rt.identity_routes), nodes[0]
+    # The only message here that can be large: it must fit the internal topic before it goes
+    # (a TOUCHPOINT_MAX_EVENT_BYTES above that topic's limit makes it `too_large`).
+    writes.check(topic.get_topic_name(), key.encode(), value, "the validated event")
+    await send(topic, key.encode(), value)
+    if customer is not None and len(nodes) > 1:
+        link = {"identity": payload["identity"], "occurred_at": payload["occurred_at"]}
+        await send(rt.identity_links, nodes[0].encode(), pack("link", link, label, src))

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from faust.transport.utils import DefaultSchedulingStrategy
 from faust.types import TP
+
+_STAMP = itemgetter(0)
 
 
 def _stamped(tp: TP, records: Sequence[Any]) -> Iterator[tuple[int, TP, Any]]:
@@ -31,9 +34,5 @@ class OldestFirst(DefaultSchedulingStrategy):
         if len(records) == 1:
             ((tp, only),) = records.items()
             return ((tp, record) for record in only)
-        merged = heapq.merge(*(_stamped(tp, rs) for tp, rs in records.items()), key=_first)
+        merged = heapq.merge(*(_stamped(tp, rs) for tp, rs in records.items()), key=_STAMP)
         return ((tp, record) for _, tp, record in merged)
-
-
-def _first(item: tuple[int, TP, Any]) -> int:
-    return item[0]

@@ -193,7 +193,6 @@ async def send(topic: Any, key: bytes | None, value: bytes) -> None:
     """Send one message; inside a unit, the unit's end waits until Kafka acknowledged it. A
     keyed topic's message waits for the unit's end in the unit's batches (in a bundle, if the
     topic is bundled); any other goes to the producer at once."""
-    check(topic.get_topic_name(), key, value)
     unit = _unit.get()
     partition = None
     if key is not None:

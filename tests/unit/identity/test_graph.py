@@ -7,28 +7,20 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processor.identity.graph import NodeRecord, erase, grouping, key_of, link
-
-
-def _apply(store: dict[str, NodeRecord], change_records: dict[str, NodeRecord | None]) -> None:
-    for node, rec in change_records.items():
-        if rec is None:
-            store.pop(node, None)
-        else:
-            store[node] = rec
+from processor.identity.graph import NodeRecord, apply, erase, grouping, key_of, link
 
 
 def test_anonymous_browsing_then_signup_then_login_is_one_customer() -> None:
     store: dict[str, NodeRecord] = {}
     first = link(store.get, ["a:ck-1"])
     assert first.canonical == "anon:ck-1"
-    _apply(store, first.records)
+    apply(store, first)
     signup = link(store.get, ["c:C-1", "e:ana@example.com"])
-    _apply(store, signup.records)
+    apply(store, signup)
     assert signup.canonical == "C-1"
     assert signup.moved == {"e:ana@example.com": ("email:ana@example.com", "C-1")}
     login = link(store.get, ["e:ana@example.com", "a:ck-1"])
-    _apply(store, login.records)
+    apply(store, login)
     assert login.canonical == "C-1"
     assert login.moved == {"a:ck-1": ("anon:ck-1", "C-1")}
     assert not login.conflict
@@ -42,12 +34,12 @@ def test_anonymous_people_are_named_by_their_strongest_identifier() -> None:
 
 def test_an_email_claimed_by_two_customers_goes_to_the_smallest_and_is_a_conflict() -> None:
     store: dict[str, NodeRecord] = {}
-    _apply(store, link(store.get, ["c:C-9", "e:x@x"]).records)
+    apply(store, link(store.get, ["c:C-9", "e:x@x"]))
     second = link(store.get, ["c:C-2", "e:x@x"])
     assert second.conflict
     assert second.canonical == "C-2"
     assert second.moved == {"e:x@x": ("C-9", "C-2")}
-    _apply(store, second.records)
+    apply(store, second)
     assert grouping([["c:C-9", "e:x@x"], ["c:C-2", "e:x@x"]])["e:x@x"] == "C-2"
     assert store["c:C-9"].canonical == "C-9"  # customer ids are never merged
 
@@ -55,11 +47,11 @@ def test_an_email_claimed_by_two_customers_goes_to_the_smallest_and_is_a_conflic
 def test_erase_removes_the_person_and_every_link() -> None:
     store: dict[str, NodeRecord] = {}
     for nodes in (["c:C-1", "e:a@x"], ["e:a@x", "a:ck"], ["c:C-1", "l:L-1"], ["c:C-2", "l:L-2"]):
-        _apply(store, link(store.get, nodes).records)
+        apply(store, link(store.get, nodes))
     gone = erase(store.get, "c:C-1")
     assert gone.canonical == "C-1"
     assert set(gone.moved) == {"e:a@x", "a:ck", "l:L-1"}
-    _apply(store, gone.records)
+    apply(store, gone)
     assert set(store) == {"c:C-2", "l:L-2"}
     assert store["c:C-2"].neighbours == {"l:L-2"}
 
@@ -67,9 +59,9 @@ def test_erase_removes_the_person_and_every_link() -> None:
 def test_erase_keeps_a_conflicted_group_owned_by_another_customer() -> None:
     store: dict[str, NodeRecord] = {}
     for nodes in (["c:C-1", "e:a@x"], ["c:C-2", "e:b@x"], ["c:C-1", "e:b@x"]):
-        _apply(store, link(store.get, nodes).records)
+        apply(store, link(store.get, nodes))
     # b@x is claimed by C-1 and C-2 and belongs to C-1; erasing C-2 leaves it with C-1.
-    _apply(store, erase(store.get, "c:C-2").records)
+    apply(store, erase(store.get, "c:C-2"))
     assert set(store) == {"c:C-1", "e:a@x", "e:b@x"}
     assert store["e:b@x"].neighbours == {"c:C-1"}
 
@@ -112,18 +104,18 @@ def test_erase_by_any_identifier_of_a_customer_erases_that_customer() -> None:
     for named in ("e:a@x", "a:ck", "l:L-1", "c:C-1"):
         store: dict[str, NodeRecord] = {}
         for nodes in links:
-            _apply(store, link(store.get, nodes).records)
+            apply(store, link(store.get, nodes))
         gone = erase(store.get, named)
         assert gone.canonical == "C-1", named
         assert set(gone.moved) == {"e:a@x", "a:ck", "l:L-1"}, named
-        _apply(store, gone.records)
+        apply(store, gone)
         assert set(store) == {"c:C-2", "l:L-2"}, named
 
 
 def test_erase_by_an_identifier_of_an_anonymous_person_erases_their_group() -> None:
     store: dict[str, NodeRecord] = {}
     for nodes in (["e:n@x", "a:ck-1"], ["a:ck-1", "l:L-9"], ["c:C-2", "e:b@x"]):
-        _apply(store, link(store.get, nodes).records)
+        apply(store, link(store.get, nodes))
     gone = erase(store.get, "a:ck-1")
     assert gone.canonical == "email:n@x"
     assert gone.moved == {
@@ -131,7 +123,7 @@ def test_erase_by_an_identifier_of_an_anonymous_person_erases_their_group() -> N
         "a:ck-1": ("email:n@x", None),
         "l:L-9": ("email:n@x", None),
     }
-    _apply(store, gone.records)
+    apply(store, gone)
     assert set(store) == {"c:C-2", "e:b@x"}
 
 
