@@ -103,8 +103,9 @@ class Settings(BaseSettings):
         default=1.0,
         gt=0,
         description=(
-            "Offsets (and so the produced outputs before them) are committed this often. "
-            "Shorter means fewer replays after a crash, longer means less overhead."
+            "The identity and journey agents' offsets (and so the produced outputs before "
+            "them) are committed this often; ingest commits each batch it handled. Shorter "
+            "means fewer replays after a crash, longer means less overhead."
         ),
     )
     timer_tick_s: float = Field(
@@ -132,12 +133,13 @@ class Settings(BaseSettings):
         default=500,
         ge=1,
         description=(
-            "Every agent (ingest, identity and journey) acknowledges its messages in units of "
-            "at most this many: a unit ends when it is full or when no further message waits. "
-            "At its end the unit's outputs are awaited until Kafka acknowledged them, then "
-            "each changed key's changelog record (in the agents that keep tables) is sent once "
-            "(Kafka Streams' record cache), then the offsets are committed. 1 ends a unit "
-            "after every message (slower; the outputs are the same)."
+            "Ingest handles at most this many inbound messages per fetch, and the identity "
+            "and journey agents acknowledge theirs in units of at most this many (a unit ends "
+            "when it is full or when no further message waits). At the end the outputs are "
+            "awaited until Kafka acknowledged them, then each changed key's changelog record "
+            "(in the agents that keep tables) is sent once (Kafka Streams' record cache), then "
+            "the offsets are committed. 1 commits after every message (slower; the outputs "
+            "are the same)."
         ),
     )
     erasure_fence_s: float = Field(

@@ -11,6 +11,8 @@ import yaml
 
 #: Faust's application id. Internal topic names derive from it, so it is fixed, not a setting.
 APP_ID = "touchpoint-processor"
+#: The consumer group of the workers' ingest (stream/ingest.py); the agents' group is APP_ID.
+INGEST_GROUP = f"{APP_ID}-ingest"
 
 WEB = "touchpoints.web"
 EMAIL = "touchpoints.email"
@@ -32,6 +34,14 @@ IDENTITY_ROUTES = f"{APP_ID}-identity-routes"
 ALIAS_CHANGELOG = f"{APP_ID}-{ALIAS_TABLE}-changelog"
 
 INBOUND = (WEB, EMAIL, STORE)
+
+
+def group_of(topic: str) -> str:
+    """The consumer group of the workers that reads `topic`: ingest's for the inbound topics
+    and the control topic, the agents' for the internal ones."""
+    return INGEST_GROUP if topic in (*INBOUND, CONTROL) else APP_ID
+
+
 #: Every topic the worker reads or writes; it refuses to start while one is missing.
 ALL = (
     WEB,

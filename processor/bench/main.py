@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import os
 import shutil
 import statistics
 import subprocess
@@ -21,7 +22,7 @@ import orjson
 
 from processor import processes
 from processor import topics as t
-from processor.bench import kafka, latency, naive, raw, report, state, step, stream
+from processor.bench import kafka, latency, naive, quix, raw, report, state, step, stream
 from processor.bench.proc import usage
 from processor.bench.worker import Worker, drain
 from processor.journey.definition import load_journey
@@ -106,13 +107,24 @@ def _between(samples: list[tuple[float, float]], start: float, end: float) -> fl
     return max(0.0, last[1] - first[1])
 
 
-def run_child(module: str, args: list[str], broker_pid: int | None, log_path: Path) -> Run:
-    """Run a contestant module in its own process; it writes its result to a file."""
+def run_child(
+    module: str,
+    args: list[str],
+    broker_pid: int | None,
+    log_path: Path,
+    python: Path | None = None,
+) -> Run:
+    """Run a contestant module in its own process (with `python`, else this interpreter); it
+    writes its result to a file."""
     result = log_path.with_suffix(".result.json")
     result.unlink(missing_ok=True)
+    env = None
+    if python is not None:  # another environment: it finds the module from the checkout
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     with log_path.open("ab") as out:
         proc = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
-            [sys.executable, "-m", module, *args, "--result", str(result)],
+            [str(python or sys.executable), "-m", module, *args, "--result", str(result)],
+            env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -222,6 +234,8 @@ class Bench:
             self.contest_naive(info, "naive")
         if "empty" not in skip:
             self.contest_naive(info, "empty")
+        if "quix" not in skip:
+            self.contest_quix(info)
         if "processor" not in skip:
             self.contest_processor(info, self.args.workers, "processor")
         if "scaled" not in skip and "processor" not in skip and self.args.scale > 1:
@@ -305,6 +319,32 @@ class Bench:
             runs.append(r)
         bounded = runs[0].messages < info.messages
         self._summary(name, runs, bounded_seconds=seconds if bounded else None)
+
+    def contest_quix(self, info: stream.StreamInfo) -> None:
+        """The naive job as a Quix Streams app."""
+        runs = []
+        seconds = self.args.naive_seconds or self.size.naive_seconds
+        publish = min(info.messages, int(seconds * 10_000))
+        python = quix.environment(self.log)
+        for i in range(self.runs):
+            self.log(f"Quix Streams app, run {i + 1} of {self.runs} (at most {seconds:.0f} s)")
+            with self.fresh_broker(info, publish) as bootstrap:
+                asyncio.run(kafka.recreate(bootstrap, {quix.OUTPUT: (8, {})}))
+                datadir = self.home / "quix"
+                shutil.rmtree(datadir, ignore_errors=True)
+                r = run_child(
+                    "processor.bench.quix",
+                    ["--bootstrap", bootstrap, "--run", str(i), "--datadir", str(datadir),
+                     "--expect", str(publish), "--seconds", str(seconds),
+                     "--topics", ",".join(t.INBOUND)],
+                    self.broker_pid,
+                    self.logs / "quix.log",
+                    python=python,
+                )  # fmt: skip
+            self.log(f"  {r.messages:,} in {r.seconds:.1f} s: {r.rate:,.0f}/s")
+            runs.append(r)
+        bounded = runs[0].messages < info.messages
+        self._summary("quix", runs, bounded_seconds=seconds if bounded else None)
 
     def _workers(self, name: str, bootstrap: str, count: int) -> list[Worker]:
         return [
@@ -473,7 +513,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--processor-timeout", type=float, default=3600.0,
                    help="give up a processor run after this many seconds")  # fmt: skip
     p.add_argument("--skip", action="append", default=[], choices=[
-        "raw", "naive", "empty", "processor", "scaled", "latency", "step", "state",
+        "raw", "naive", "empty", "quix", "processor", "scaled", "latency", "step", "state",
     ])  # fmt: skip
     p.add_argument("--worker-env", action="append", default=[], metavar="NAME=VALUE",
                    help="extra environment for the processor's workers")  # fmt: skip

@@ -4,7 +4,7 @@ One agent over the inbound topics that parses each message, writes the key's sta
 changelogged table and awaits one send per event. Faust's defaults otherwise (memory store).
 With `--empty` the agent does nothing with a message but count it, on the processor's own
 consumer (stream/app.py: its fetch wait and hand-over): the most that an agent consuming one
-Faust record per event, as the processor's ingest does, can drain on this machine and broker.
+Faust record per event can drain on this machine and broker.
 Run as `python -m processor.bench.naive`; it stops after `--expect` messages or `--seconds` of
 processing, whichever comes first, and writes the result as JSON to `--result`.
 """

@@ -1,8 +1,9 @@
 """The agents: thin adapters from Kafka messages to the pure cores and back.
 
-ingest (inbound topics) → straight to customer-events (by person: an event with a customer id;
-its other identifiers, if any, go to identity-links as a `link`) or identity-links (one
-partition: the graph) or identity-routes (by identifier: the aliases) → journey (the state).
+ingest (inbound topics; stream/ingest.py, a service of the worker, not an agent) → straight to
+customer-events (by person: an event with a customer id; its other identifiers, if any, go to
+identity-links as a `link`) or identity-links (one partition: the graph) or identity-routes (by
+identifier: the aliases) → journey (the state).
 
 What an agent sends to the three internal topics travels in bundles, one record per partition
 per unit (stream/bundles.py); each agent handles a bundle's messages one by one, in order.
@@ -17,7 +18,6 @@ from typing import Any
 from processor.stream import bundles, deadletters, observe, writes
 from processor.stream.app import Runtime
 from processor.stream.identity import handle_link, handle_route
-from processor.stream.ingest import handle_inbound
 from processor.stream.journey import handle_customer
 
 log = logging.getLogger(__name__)
@@ -64,13 +64,6 @@ async def _failed(
 
 def install(rt: Runtime) -> None:
     """Register the agents on the app (each with concurrency 1: faust-pitfalls #1)."""
-
-    @rt.app.agent(rt.inbound, name="ingest")
-    async def ingest(stream: Any) -> None:
-        async for event in rt.ingest_unit.events(stream):
-            m = event.message
-            label = deadletters.label_of(m.topic)
-            await _contained(rt, "ingest", m, m.value, label, handle_inbound(rt, m))
 
     @rt.app.agent(rt.identity_links, name="identity-links")
     async def links(stream: Any) -> None:

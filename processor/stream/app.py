@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -25,8 +25,11 @@ from processor.stream.restore import Tables
 from processor.stream.timers import TimerIndex
 from processor.stream.writes import Coalesced, Unit
 
+if TYPE_CHECKING:
+    from processor.stream.ingest import Ingest
+
 #: A dead letter may carry a whole 1 MiB message escaped as JSON; see topics/touchpoints.deadletter.
-_MAX_REQUEST_BYTES = 8 * 1024 * 1024
+MAX_REQUEST_BYTES = 8 * 1024 * 1024
 #: Every event produces several records (re-keyed envelope, changelog, outputs). Without a
 #: linger each goes out in a produce request of its own as soon as the sender runs, and those
 #: requests cost more CPU than the work itself (the benchmark's profile); 5 ms batches them.
@@ -123,7 +126,6 @@ class Runtime:
     settings: Settings
     journey: Journey
     metrics: Metrics
-    inbound: Any
     customer_events: Any
     deadletter: Any
     actions: Any
@@ -140,11 +142,10 @@ class Runtime:
     #: False while a rebalance is under way or the index is being rebuilt: no ticks then.
     clock_ready: bool = False
     #: Each table's writes, released to its changelog at the end of its agent's unit, and the
-    #: four agents' units (stream/writes.py).
+    #: three agents' units (stream/writes.py).
     journey_writes: Coalesced = field(init=False)
     graph_writes: Coalesced = field(init=False)
     alias_writes: Coalesced = field(init=False)
-    ingest_unit: Unit = field(init=False)
     journey_unit: Unit = field(init=False)
     links_unit: Unit = field(init=False)
     routes_unit: Unit = field(init=False)
@@ -156,13 +157,14 @@ class Runtime:
     #: Whole days within which Kafka holds no copy of a record any more (topics/ settings),
     #: stated on erasure receipts; None when a topic's settings bound nothing.
     erasure_days: int | None = None
+    #: The worker's ingest (stream/ingest.py), once the worker made it.
+    ingest: Ingest | None = None
 
     def __post_init__(self) -> None:
         size = self.settings.batch_max
         self.journey_writes = Coalesced(self.table)
         self.graph_writes = Coalesced(self.graph)
         self.alias_writes = Coalesced(self.aliases)
-        self.ingest_unit = Unit("ingest", None, size)
         self.journey_unit = Unit("journey", self.journey_writes, size)
         self.links_unit = Unit("identity-links", self.graph_writes, size)
         self.routes_unit = Unit("identity-routes", self.alias_writes, size)
@@ -225,7 +227,7 @@ def create_app(
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         broker_commit_interval=settings.commit_interval_s,
-        producer_max_request_size=_MAX_REQUEST_BYTES,
+        producer_max_request_size=MAX_REQUEST_BYTES,
         producer_linger=PRODUCER_LINGER_S,
         # Start from the oldest retained event: a new deployment must not skip what is waiting.
         consumer_auto_offset_reset="earliest",
@@ -255,9 +257,6 @@ def create_app(
         "key_serializer": "raw",
         "value_serializer": "raw",
     }
-    # allow_empty: a message with no value must reach the agent and be dead-lettered;
-    # without it Faust would drop it silently.
-    inbound = app.topic(*t.INBOUND, t.CONTROL, allow_empty=True, **raw)
     specs = t.load(settings.topics_dir)
 
     def source(name: str) -> Any:
@@ -278,7 +277,6 @@ def create_app(
         settings=settings,
         journey=journey,
         metrics=metrics,
-        inbound=inbound,
         customer_events=source(t.CUSTOMER_EVENTS),
         deadletter=app.topic(t.DEADLETTER, **raw),
         actions=app.topic(t.ACTIONS, **raw),

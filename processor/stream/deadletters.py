@@ -33,11 +33,11 @@ def label_of(topic: str) -> str:
     return channel.value if channel is not None else "control"
 
 
-async def send(
+def letter(
     rt: Runtime, rejection: Rejection, value: bytes | None, src: Source, label: str
-) -> None:
-    """Dead-letter one message and count it."""
-    letter = dead_letter(
+) -> bytes:
+    """The dead letter of one message, counted."""
+    record = dead_letter(
         rejection,
         value=value,
         topic=src.topic,
@@ -48,8 +48,15 @@ async def send(
         now=datetime.now(UTC),
         keep_bytes=_KEEP_TOO_LARGE,
     )
-    await writes.send(rt.deadletter, src.key, to_json(letter))
     rt.metrics.deadletters.labels(label, rejection.kind.value).inc()
+    return to_json(record)
+
+
+async def send(
+    rt: Runtime, rejection: Rejection, value: bytes | None, src: Source, label: str
+) -> None:
+    """Dead-letter one message from an agent and count it."""
+    await writes.send(rt.deadletter, src.key, letter(rt, rejection, value, src, label))
 
 
 def too_large(exc: writes.OutputTooLarge) -> Rejection:

@@ -1,20 +1,51 @@
-"""Ingest: decode and validate inbound messages, dead-letter the bad, route the good."""
+"""Ingest: inbound messages read in batches, decoded and validated once, routed or dead-lettered.
+
+Ingest keeps no table, so it needs none of Faust's per-record stream machinery (its stream
+iteration, acknowledgements and hand-over cost more than the decoding itself). It is a service
+of the worker that owns an aiokafka consumer in a consumer group of its own
+(`topics.INGEST_GROUP`) on the inbound topics: it takes what one fetch returned (at most
+`TOUCHPOINT_BATCH_MAX` messages), handles each message oldest first (stream/ordering.py) into
+one `Checkpoint`, and commits the batch's offsets when Kafka acknowledged everything made for it
+(stream/checkpoint.py). A rebalance waits for the batch in hand to be committed before the
+partitions move; a crash leaves it uncommitted, and it is handled again (the journey drops the
+events it has seen).
+
+On its first start in a cluster where the workers' own group committed the inbound topics (as
+workers before ingest had its own group did), ingest starts each partition where that group
+left it, not at the oldest retained message.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
 from datetime import UTC, datetime
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from mode import Service
+
+from processor import topics as t
 from processor.decode import Rejection, decode_control, decode_touchpoint
 from processor.events import ControlCommand, Touchpoint
 from processor.identity.graph import KIND_PREFIX, is_anchor, key_of, nodes_of
+from processor.kafka.clients import connection_kwargs
 from processor.stream import deadletters, writes
-from processor.stream.app import Runtime
-from processor.stream.envelope import pack
-from processor.stream.writes import send
+from processor.stream.app import FETCH_MAX_WAIT_MS, MAX_REQUEST_BYTES, PRODUCER_LINGER_S, Runtime
+from processor.stream.checkpoint import EXIT_FAILED, Checkpoint, Layout
+from processor.stream.envelope import Source, pack
+from processor.stream.membership import Membership
+from processor.stream.ordering import oldest_first
+
+log = logging.getLogger(__name__)
+
+#: Where ingest keeps its place in its consumer group (stream/membership.py).
+MEMBER_FILE = "ingest.member"
 
 
-async def handle_inbound(rt: Runtime, message: Any) -> None:
+def handle_inbound(rt: Runtime, cp: Checkpoint, record: Any) -> None:
     """One inbound message ends in exactly one place: routed onwards, or a dead letter.
 
     Routing: an event with two or more identifiers, and every erase command, may change who is
@@ -26,7 +57,7 @@ async def handle_inbound(rt: Runtime, message: Any) -> None:
     other single identifier goes to its identity-routes partition, which knows which person it
     belongs to now.
     """
-    src = deadletters.source_of(message)
+    src = Source(record.topic, record.partition, record.offset, record.key, record.timestamp)
     label = deadletters.label_of(src.topic)
     channel = deadletters.CHANNEL_OF_TOPIC.get(src.topic)
     rt.metrics.child(rt.metrics.messages_consumed, label).inc()
@@ -34,30 +65,211 @@ async def handle_inbound(rt: Runtime, message: Any) -> None:
     limit = rt.settings.max_event_bytes
     result: Touchpoint | ControlCommand | Rejection
     if channel is None:
-        result = decode_control(message.value, now, max_bytes=limit)
+        result = decode_control(record.value, now, max_bytes=limit)
     else:
-        result = decode_touchpoint(message.value, channel, now, max_bytes=limit)
+        result = decode_touchpoint(record.value, channel, now, max_bytes=limit)
     if isinstance(result, Rejection):
-        await deadletters.send(rt, result, message.value, src, label)
+        cp.send(t.DEADLETTER, src.key, deadletters.letter(rt, result, record.value, src, label))
         return
     payload = result.model_dump(mode="json")
     if isinstance(result, ControlCommand):
         kind, named = result.identifier
         node = KIND_PREFIX[kind] + named
-        await send(rt.identity_links, node.encode(), pack("control", payload, label, src))
+        cp.send(t.IDENTITY_LINKS, node.encode(), pack("control", payload, label, src))
         return
     rt.metrics.child(rt.metrics.events_received, label, result.type.value).inc()
     nodes = nodes_of(result.identity)
     value = pack("event", payload, label, src)
     customer = next((node for node in nodes if is_anchor(node)), None)
     if customer is not None:
-        topic, key = rt.customer_events, key_of(customer)
+        topic, key = t.CUSTOMER_EVENTS, key_of(customer)
     else:
-        topic, key = (rt.identity_links if len(nodes) > 1 else rt.identity_routes), nodes[0]
+        topic, key = (t.IDENTITY_LINKS if len(nodes) > 1 else t.IDENTITY_ROUTES), nodes[0]
     # The only message here that can be large: it must fit the internal topic before it goes
     # (a TOUCHPOINT_MAX_EVENT_BYTES above that topic's limit makes it `too_large`).
-    writes.check(topic.get_topic_name(), key.encode(), value, "the validated event")
-    await send(topic, key.encode(), value)
+    try:
+        writes.check(topic, key.encode(), value, "the validated event")
+    except writes.OutputTooLarge as exc:
+        letter = deadletters.letter(rt, deadletters.too_large(exc), record.value, src, label)
+        cp.send(t.DEADLETTER, src.key, letter)
+        return
+    cp.send(topic, key.encode(), value)
     if customer is not None and len(nodes) > 1:
         link = {"identity": payload["identity"], "occurred_at": payload["occurred_at"]}
-        await send(rt.identity_links, nodes[0].encode(), pack("link", link, label, src))
+        cp.send(t.IDENTITY_LINKS, nodes[0].encode(), pack("link", link, label, src))
+
+
+def _contained(rt: Runtime, cp: Checkpoint, record: Any) -> None:
+    """`handle_inbound`; a message whose handling raised (a bug) is dead-lettered instead of
+    lost or stopping the worker."""
+    try:
+        handle_inbound(rt, cp, record)
+    except Exception as exc:
+        log.error("ingest failed for %s[%s]@%s", record.topic, record.partition, record.offset,
+                  exc_info=exc)  # fmt: skip
+        rt.metrics.processing_errors.labels("ingest").inc()
+        src = Source(record.topic, record.partition, record.offset, record.key, record.timestamp)
+        label = deadletters.label_of(record.topic)
+        letter = deadletters.letter(rt, deadletters.internal(exc), record.value, src, label)
+        cp.send(t.DEADLETTER, src.key, letter)
+
+
+class Ingest(Service):
+    """The worker's ingest: its consumer, its producer and the loop of batches."""
+
+    def __init__(self, rt: Runtime, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.rt = rt
+        self.layout = Layout.of(t.load(rt.settings.topics_dir))
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        #: Held while a batch is in hand; a rebalance and the stop wait for it.
+        self.batch_lock = asyncio.Lock()
+        #: topic-partition -> the next offset to read as committed, for the lag.
+        self.committed: dict[Any, int] = {}
+
+    async def on_start(self) -> None:
+        s = self.rt.settings
+        conn = connection_kwargs(s)
+        self.producer = AIOKafkaProducer(
+            **conn,
+            acks="all",
+            linger_ms=int(PRODUCER_LINGER_S * 1000),
+            max_request_size=MAX_REQUEST_BYTES,
+        )
+        self.consumer = AIOKafkaConsumer(
+            **conn,
+            group_id=t.INGEST_GROUP,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+            session_timeout_ms=int(s.session_timeout_s * 1000),
+            heartbeat_interval_ms=int(min(3.0, s.session_timeout_s / 3) * 1000),
+            rebalance_timeout_ms=int(s.rebalance_timeout_s * 1000),
+        )
+        await self.producer.start()
+        await self.consumer.start()
+        Membership(s.data_dir, MEMBER_FILE).resume(self.consumer._coordinator)
+        self.consumer.subscribe([*t.INBOUND, t.CONTROL], listener=_Rebalance(self))
+        self.add_future(self._run())
+
+    async def on_stop(self) -> None:
+        # The batch in hand is committed first; the loop takes no further one.
+        await self.batch_lock.acquire()
+        if self.consumer is not None:
+            await self.consumer.stop()
+        if self.producer is not None:
+            await self.producer.stop()
+
+    async def _run(self) -> None:
+        """The loop of batches. Ingest that stopped while the worker runs would leave every
+        inbound message unread: anything unexpected (a refused record, a bug outside a
+        message's handling) stops the worker at once, without committing the batch in hand."""
+        try:
+            await self._batches()
+        except Exception:
+            log.critical(
+                "ingest stopped; stopping the worker without committing the batch in hand "
+                "(the restarted worker reads it again)",
+                exc_info=True,
+            )
+            logging.shutdown()
+            os._exit(EXIT_FAILED)
+
+    async def _batches(self) -> None:
+        consumer, producer = self.consumer, self.producer
+        assert consumer is not None
+        assert producer is not None
+        rt, batch_max = self.rt, self.rt.settings.batch_max
+        while not self.should_stop:
+            try:
+                fetched = await consumer.getmany(
+                    timeout_ms=FETCH_MAX_WAIT_MS, max_records=batch_max
+                )
+            except KafkaError as exc:  # the broker away: aiokafka reconnects
+                log.warning("ingest: fetching failed (%s); trying again", exc)
+                await asyncio.sleep(1.0)
+                continue
+            if not fetched:
+                continue
+            # The fetch waits out a rebalance under way, so the records are this worker's; a
+            # rebalance that began since then waits for this lock (_Rebalance) and so for the
+            # batch's commit.
+            async with self.batch_lock:
+                if self.should_stop:
+                    return  # not committed: the next owner reads the batch again
+                cp = Checkpoint(producer, self.layout, self._commit)
+                for tp, record in oldest_first(fetched):
+                    _contained(rt, cp, record)
+                    cp.consumed(tp, record.offset)
+                # CheckpointFailed (a record Kafka refused) stops the worker: see _run.
+                await cp.commit()
+
+    async def _commit(self, offsets: dict[Any, int]) -> None:
+        assert self.consumer is not None
+        try:
+            await self.consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # The partitions moved (this worker missed a rebalance): their next owner reads
+            # the batch again, and the journey drops what it has seen.
+            log.warning("ingest: the batch's offsets were not committed: %s", exc)
+            return
+        self.committed.update(offsets)
+
+    async def lag(self) -> dict[tuple[str, int], int]:
+        """Messages behind each assigned partition's end not yet committed."""
+        consumer = self.consumer
+        if consumer is None:
+            return {}
+        tps = list(consumer.assignment())
+        if not tps:
+            return {}
+        ends = await consumer.end_offsets(tps)
+        out = {}
+        for tp in tps:
+            done = self.committed.get(tp)
+            if done is None:
+                done = await consumer.position(tp)
+            out[(tp.topic, tp.partition)] = max(0, ends[tp] - done)
+        return out
+
+    async def adopt_offsets(self, assigned: set[Any]) -> None:
+        """Start each newly assigned partition at this group's committed offset; where it has
+        none, at the workers' own group's (see the module's docstring)."""
+        consumer = self.consumer
+        assert consumer is not None
+        fresh = []
+        for tp in assigned:
+            done = await consumer.committed(tp)
+            if done is None:
+                fresh.append(tp)
+            else:
+                self.committed[tp] = done
+        if not fresh:
+            return
+        before = AIOKafkaConsumer(**connection_kwargs(self.rt.settings), group_id=t.APP_ID)
+        await before.start()  # never joins: it only reads that group's committed offsets
+        try:
+            for tp in fresh:
+                done = await before.committed(tp)
+                if done is not None:
+                    consumer.seek(tp, done)
+                    log.info("ingest: %s starts at %d, where %s left it", tp, done, t.APP_ID)
+        finally:
+            await before.stop()
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, ingest: Ingest) -> None:
+        self.ingest = ingest
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        if self.ingest.should_stop:  # stopping: the stop holds the lock, nothing is in hand
+            return
+        # The batch in hand is committed before the partitions move.
+        async with self.ingest.batch_lock:
+            for tp in revoked:
+                self.ingest.committed.pop(tp, None)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self.ingest.adopt_offsets(set(assigned))

@@ -31,8 +31,8 @@ MEMBER_FILE = "group.member"
 class Membership:
     """The member id kept in `data_dir`, handed to a starting consumer and kept up to date."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir / MEMBER_FILE
+    def __init__(self, data_dir: Path, file: str = MEMBER_FILE) -> None:
+        self.path = data_dir / file
 
     def kept(self) -> str:
         """The member id of the last worker here ("" when there is none)."""

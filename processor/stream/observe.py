@@ -30,6 +30,7 @@ SAMPLE_INTERVAL_S = 1.0
 RATE_WINDOW_S = 30.0
 #: Changelogs are read only to recover or follow as a standby, so their lag is not reported.
 _CHANGELOG_SUFFIX = "-changelog"
+_INBOUND = frozenset((*t.INBOUND, t.CONTROL))
 
 Move = tuple[int, str | None, str | None]
 
@@ -235,7 +236,8 @@ class Recount:
 
 
 async def sample(rt: Runtime) -> None:
-    """Take one sample: consumer lag per source partition, and totals for the status rates."""
+    """Take one sample: consumer lag per source partition (the agents' from Faust's consumer,
+    the inbound topics' from ingest), and totals for the status rates."""
     m, obs, consumer = rt.metrics, rt.observer, rt.app.consumer
     lag: dict[tuple[str, int], int] = {}
     # Faust's own record of the offsets it committed (the next offset to read) per partition.
@@ -258,6 +260,11 @@ async def sample(rt: Runtime) -> None:
             done = await consumer.position(tp)
         if highwater is not None and done is not None:
             lag[(tp.topic, tp.partition)] = max(0, highwater - done)
+    if rt.ingest is not None:
+        try:
+            lag.update(await rt.ingest.lag())
+        except Exception:  # the broker away or a rebalance under way: the last values stay
+            lag.update({tp: n for tp, n in obs.lag.items() if tp[0] in _INBOUND})
     for gone in obs.lag.keys() - lag.keys():
         m.consumer_lag.remove(gone[0], str(gone[1]))
     for (topic, partition), behind in lag.items():

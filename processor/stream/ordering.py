@@ -21,18 +21,24 @@ from faust.types import TP
 _STAMP = itemgetter(0)
 
 
-def _stamped(tp: TP, records: Sequence[Any]) -> Iterator[tuple[int, TP, Any]]:
+def _stamped(tp: Any, records: Sequence[Any]) -> Iterator[tuple[int, Any, Any]]:
     for record in records:
         yield record.timestamp, tp, record
+
+
+def oldest_first(records: Mapping[Any, Sequence[Any]]) -> Iterator[tuple[Any, Any]]:
+    """(partition, record) for each of a fetch's records: each partition's records in their
+    order, merged oldest first by Kafka timestamp (ties: partition order)."""
+    if len(records) == 1:
+        ((tp, only),) = records.items()
+        return ((tp, record) for record in only)
+    merged = heapq.merge(*(_stamped(tp, rs) for tp, rs in records.items()), key=_STAMP)
+    return ((tp, record) for _, tp, record in merged)
 
 
 class OldestFirst(DefaultSchedulingStrategy):
     """Faust's `ConsumerScheduler`: a fetch's records by timestamp, partitions interleaved."""
 
     def iterate(self, records: Mapping[TP, Sequence[Any]]) -> Iterator[tuple[TP, Any]]:
-        """Each partition's records in their order, merged oldest first (ties: partition order)."""
-        if len(records) == 1:
-            ((tp, only),) = records.items()
-            return ((tp, record) for record in only)
-        merged = heapq.merge(*(_stamped(tp, rs) for tp, rs in records.items()), key=_STAMP)
-        return ((tp, record) for _, tp, record in merged)
+        """Each partition's records in their order, merged oldest first (`oldest_first`)."""
+        return oldest_first(records)

@@ -19,6 +19,7 @@ from processor.metrics import Metrics
 from processor.settings import Settings
 from processor.stream import agents, clock, writes
 from processor.stream.app import create_app
+from processor.stream.ingest import Ingest
 from processor.stream.membership import Membership
 from processor.web import views
 
@@ -83,7 +84,8 @@ def run_worker(settings: Settings) -> int:
     agents.install(rt)
     clock.install(rt)
     views.install(rt)
-    worker = faust.Worker(rt.app, loglevel=settings.log_level, quiet=True)
+    rt.ingest = Ingest(rt)
+    worker = faust.Worker(rt.app, rt.ingest, loglevel=settings.log_level, quiet=True)
     # What exists now lives as long as the worker (Faust, the models' validators, the journey):
     # exempt from the garbage collector's full scans, which paused the worker up to 71 ms each
     # at the benchmark's latency rate (12 ms with this).

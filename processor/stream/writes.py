@@ -141,6 +141,11 @@ async def produce(
     return await app.producer.send(topic.get_topic_name(), key, value, partition, None, None)
 
 
+def producer_of(app: Any) -> Any:
+    """The aiokafka producer under a Faust app's producer."""
+    return app.producer._ensure_producer()
+
+
 class Batches:
     """Records handed to the producer a whole record batch at a time: one open batch per
     topic-partition, in the order begun, sent by `send()`.
@@ -163,14 +168,14 @@ class Batches:
         return bool(self._order)
 
     def add(
-        self, app: Any, topic: str, partition: int, key: bytes | None, value: bytes | None
+        self, producer: Any, topic: str, partition: int, key: bytes | None, value: bytes | None
     ) -> None:
-        """Append one record for `partition` of `topic` (a name), behind the earlier ones."""
+        """Append one record for `partition` of `topic` (a name), behind the earlier ones;
+        `producer` is the aiokafka producer that sends it."""
         batch = self._open.get((topic, partition))
         if batch is not None and batch.append(timestamp=None, key=key, value=value) is not None:
             return
         # None yet, or that one is full: a new batch (its first record always fits).
-        producer = app.producer._ensure_producer()  # aiokafka's, under Faust's Producer
         batch = self._open[topic, partition] = producer.create_batch()
         self._order.append((producer, topic, partition, batch))
         batch.append(timestamp=None, key=key, value=value)
@@ -330,9 +335,9 @@ class Coalesced:
             for delivered in sent:
                 await delivered
             return len(sent)
-        batches, name, app = Batches(), topic.get_topic_name(), table.app
+        batches, name, producer = Batches(), topic.get_topic_name(), producer_of(table.app)
         for key, (partition, value) in dirty.items():
-            batches.add(app, name, partition, key, value)
+            batches.add(producer, name, partition, key, value)
         last: dict[Any, int] = {}  # changelog topic-partition -> its highest offset
         for delivered, records in await batches.send():
             meta = await delivered
@@ -399,7 +404,8 @@ class Unit:
         if topic.app.in_transaction:
             self.sends.append(await produce(topic, key, value, partition))
         else:
-            self.batches.add(topic.app, topic.get_topic_name(), partition, key, value)
+            producer = producer_of(topic.app)
+            self.batches.add(producer, topic.get_topic_name(), partition, key, value)
 
     async def events(self, stream: Any) -> AsyncIterator[Any]:
         """The stream's events, each acknowledged only when the unit it belongs to has ended."""

@@ -26,7 +26,7 @@ def test_the_benchmark_runs_every_contestant_and_prints_the_table(tmp_path: Path
     assert stream["messages"] == 2000
     assert stream["duplicates"] > 0
     assert sum(stream["invalid"].values()) > 0
-    for name in ("raw", "naive", "empty", "processor"):
+    for name in ("raw", "naive", "empty", "quix", "processor"):
         assert r[name]["rate"] > 0, name
         assert r[name]["cpu_s_per_1000"] > 0, name
         assert r[name]["peak_rss_bytes"] > 10 * 2**20, name
@@ -53,7 +53,8 @@ def test_the_benchmark_runs_every_contestant_and_prints_the_table(tmp_path: Path
     assert r["state"]["rebuild_s"] > 0
     for line in (
         "raw aiokafka pipe", "naive Faust agent", "empty Faust agent", "processor, 2 workers",
-        "processor / raw", "processor / naive", "the ceiling of an agent", "latency at",
+        "Quix Streams app", "processor / raw", "processor / naive", "processor / Quix",
+        "the ceiling of an agent", "latency at",
         "customers in state", "journey step alone", "processor CPU",
     ):  # fmt: skip
         assert line in printed, line

@@ -1,8 +1,9 @@
 """The lag gauge under overload: it reads what Kafka's consumer-group lag says.
 
-Messages are published faster than the worker drains them, for long enough that its fetch
-buffers fill and the fetcher stops fetching the partitions whose messages wait (where a gauge
-built on the last fetch's high watermark read as low as a quarter of the real lag). At moments
+Messages are published faster than the worker drains them (it commits after every message:
+TOUCHPOINT_BATCH_MAX=1), for long enough that its fetch buffers fill and the fetcher stops
+fetching the partitions whose messages wait (where a gauge built on the last fetch's high
+watermark read as low as a quarter of the real lag). At moments
 while the lag grows, `touchpoint_consumer_lag` summed over the inbound topics is compared with
 the group's lag measured from the broker (end offsets minus committed offsets) just before and
 just after reading it.
@@ -26,7 +27,8 @@ from tests.support.worker import WorkerProcess, metric_values
 
 pytestmark = pytest.mark.broker
 
-#: Messages per second offered: several times what one worker drains on this machine.
+#: Messages per second offered: several times what one worker drains on this machine when it
+#: commits after every message.
 RATE = 8000
 PUBLISH_S = 16.0
 #: How far behind the real lag the gauge may trail (seconds).
@@ -64,14 +66,14 @@ def _gauge(worker: WorkerProcess) -> float:
 
 
 def _real(bootstrap: str) -> int:
-    return asyncio.run(faults._lag(bootstrap, t.APP_ID, t.INBOUND))[0]
+    return asyncio.run(faults._lag(bootstrap, t.INBOUND))[0]
 
 
 def test_the_lag_gauge_follows_the_real_lag_under_overload(
     topics_ready: str, tmp_path: Path
 ) -> None:
     stop = threading.Event()
-    with WorkerProcess(topics_ready, tmp_path / "w") as worker:
+    with WorkerProcess(topics_ready, tmp_path / "w", TOUCHPOINT_BATCH_MAX="1") as worker:
         publisher = threading.Thread(target=asyncio.run, args=(_publish(topics_ready, stop),))
         publisher.start()
         #: (monotonic time, real lag before, gauge, real lag after)

@@ -199,14 +199,15 @@ def test_consumer_lag_is_reported_per_topic_and_partition(
     and /status.json, and drains to zero; every consumed partition has its own series."""
     behind = 3
     key = next(k for i in range(1000) if _partition(k := f"K-{i}") == behind)
-    # Not JSON: each is dead-lettered at once, so the backlog drains fast but not instantly.
-    backlog = [(t.WEB, key.encode(), b"not json") for _ in range(20_000)]
+    # Not JSON: each is dead-lettered at once; the worker commits after every message
+    # (TOUCHPOINT_BATCH_MAX=1), so the backlog drains fast but not between two samples.
+    backlog = [(t.WEB, key.encode(), b"not json") for _ in range(5_000)]
     asyncio.run(produce(topics_ready, backlog))
     consumed = {(topic, p) for topic in (*t.INBOUND, t.CONTROL, t.CUSTOMER_EVENTS,
                                          t.IDENTITY_ROUTES) for p in range(8)}  # fmt: skip
     consumed.add((t.IDENTITY_LINKS, 0))
     seen_behind: list[float] = []
-    with WorkerProcess(topics_ready, tmp_path / "worker") as worker:
+    with WorkerProcess(topics_ready, tmp_path / "worker", TOUCHPOINT_BATCH_MAX="1") as worker:
 
         def lag() -> dict[tuple[str, int], float]:
             got = metric_values(worker.metrics(), "touchpoint_consumer_lag_messages")

@@ -349,23 +349,31 @@ async def produce_recorded(
     return coords
 
 
-async def _lag(bootstrap: str, group: str, topics: Iterable[str]) -> tuple[int, dict[Any, int]]:
-    """(messages not yet committed by `group`, end offsets) over `topics`."""
+async def _lag(bootstrap: str, topics: Iterable[str]) -> tuple[int, dict[Any, int]]:
+    """(messages not yet committed by the workers, end offsets) over `topics`, each counted
+    against the group that reads it (`topics.group_of`)."""
+    topics = list(topics)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    # The group's committed offsets through a consumer of that group that never joins it: the
+    # A group's committed offsets through a consumer of that group that never joins it: the
     # embedded broker cannot answer the admin client's OffsetFetch.
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    consumers = {
+        group: AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+        for group in {t.group_of(topic) for topic in topics}
+    }
     await admin.start()
-    await consumer.start()
+    for consumer in consumers.values():
+        await consumer.start()
     try:
-        described = await admin.describe_topics(list(topics))
+        described = await admin.describe_topics(topics)
         partitions = [
             TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]
         ]
-        ends = await consumer.end_offsets(partitions)
-        committed = {tp: await consumer.committed(tp) for tp in partitions}
+        some = next(iter(consumers.values()))
+        ends = await some.end_offsets(partitions)
+        committed = {tp: await consumers[t.group_of(tp.topic)].committed(tp) for tp in partitions}
     finally:
-        await consumer.stop()
+        for consumer in consumers.values():
+            await consumer.stop()
         await admin.close()
     behind = 0
     for tp in partitions:
@@ -374,14 +382,18 @@ async def _lag(bootstrap: str, group: str, topics: Iterable[str]) -> tuple[int, 
     return behind, {(tp.topic, tp.partition): ends[tp] for tp in partitions}
 
 
-async def _committed(bootstrap: str, group: str) -> int:
+async def _committed(bootstrap: str) -> int:
+    """The sum of the offsets the workers' groups committed."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
     await admin.start()
     try:
-        offsets = await admin.list_consumer_group_offsets(group)
+        total = 0
+        for group in (t.APP_ID, t.INGEST_GROUP):
+            offsets = await admin.list_consumer_group_offsets(group)
+            total += sum(max(0, meta.offset) for meta in offsets.values())
     finally:
         await admin.close()
-    return sum(max(0, meta.offset) for meta in offsets.values())
+    return total
 
 
 def wait_progress(bootstrap: str, *, timeout_s: float) -> float:
@@ -390,7 +402,7 @@ def wait_progress(bootstrap: str, *, timeout_s: float) -> float:
     first: int | None = None
     while time.monotonic() < started + timeout_s:
         try:
-            now = asyncio.run(_committed(bootstrap, t.APP_ID))
+            now = asyncio.run(_committed(bootstrap))
         except Exception:  # the broker may not answer yet
             now = None
         if now is not None:
@@ -403,7 +415,7 @@ def wait_progress(bootstrap: str, *, timeout_s: float) -> float:
 
 def lag(bootstrap: str, topics: Iterable[str] = CONSUMED) -> int:
     """Records the worker group has not yet committed on `topics` (all that it consumes)."""
-    return asyncio.run(_lag(bootstrap, t.APP_ID, topics))[0]
+    return asyncio.run(_lag(bootstrap, topics))[0]
 
 
 def wait_settled(bootstrap: str, *, timeout_s: float, quiet_s: float = 4.0) -> float:
@@ -416,7 +428,7 @@ def wait_settled(bootstrap: str, *, timeout_s: float, quiet_s: float = 4.0) -> f
     behind = -1
     while time.monotonic() < deadline:
         try:
-            behind, ends = asyncio.run(_lag(bootstrap, t.APP_ID, CONSUMED))
+            behind, ends = asyncio.run(_lag(bootstrap, CONSUMED))
         except Exception as exc:  # the broker may be restarting
             behind, ends, quiet_since = -1, {}, None
             report(f"lag check failed: {type(exc).__name__}: {exc}")

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
+from processor import topics as t
 from processor.metrics import Metrics
 from processor.settings import Settings
 from processor.stream.envelope import unpack
@@ -81,10 +82,32 @@ def _message(identity: dict[str, str]) -> Any:
     )  # fmt: skip
 
 
+class Checkpoint:
+    """What ingest hands a checkpoint, logged under the short topic names `_runtime` uses."""
+
+    def __init__(self, log: list[Sent]) -> None:
+        self.log = log
+
+    def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+        self.log.append((_SHORT[topic], key, value))
+
+
+_SHORT = {
+    t.CUSTOMER_EVENTS: "customer_events",
+    t.IDENTITY_LINKS: "identity_links",
+    t.IDENTITY_ROUTES: "identity_routes",
+    t.DEADLETTER: "deadletter",
+}
+
+
+def _ingest(rt: Any, log: list[Sent], message: Any) -> None:
+    handle_inbound(rt, Checkpoint(log), message)  # type: ignore[arg-type]
+
+
 def _routed(identity: dict[str, str]) -> list[tuple[str, bytes | None, str]]:
     """(topic, key, envelope kind) of everything ingest sends for one event of `identity`."""
     log: list[Sent] = []
-    asyncio.run(handle_inbound(_runtime(log), _message(identity)))
+    _ingest(_runtime(log), log, _message(identity))
     return [(topic, key, unpack(value)[0]) for topic, key, value in log]
 
 
@@ -115,7 +138,7 @@ def test_ingest_sends_an_event_with_a_customer_id_to_that_customer(
 def test_a_link_updates_the_graph_and_passes_no_event_on() -> None:
     log: list[Sent] = []
     rt = _runtime(log)
-    asyncio.run(handle_inbound(rt, _message({"customer_id": "C-1", "anonymous_id": "ck-1"})))
+    _ingest(rt, log, _message({"customer_id": "C-1", "anonymous_id": "ck-1"}))
     (_, _, link), = [s for s in log if s[0] == "identity_links"]  # fmt: skip
     assert set(unpack(link)[2]) == {"identity", "occurred_at"}
     log.clear()
@@ -129,7 +152,7 @@ def test_a_link_updates_the_graph_and_passes_no_event_on() -> None:
     # The same identity as an event of its own (no customer id in it) would be passed on.
     event = _message({"email": "ana@example.com", "anonymous_id": "ck-1"})
     log.clear()
-    asyncio.run(handle_inbound(rt, event))
+    _ingest(rt, log, event)
     (_, _, routed), = log  # fmt: skip
     log.clear()
     asyncio.run(handle_link(rt, routed, 0))

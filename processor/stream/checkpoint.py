@@ -1,0 +1,152 @@
+"""The checkpoint: the one commit boundary of a batch of input.
+
+A handler never sends anything itself. It hands every record it makes for its input to the
+batch's `Checkpoint` (`send`), and the input's offsets are noted there too (`consumed`). When
+the batch is done, `commit()` runs the numbered steps, each only after the one before it held:
+
+1. OUTPUTS: every record is handed to the producer (keyed records one aiokafka record batch per
+   topic-partition; internal records packed in bundles, stream/bundles.py) and awaited until
+   Kafka acknowledged it;
+2. CHANGELOG: every store's changed keys go to their changelog, awaited the same way;
+3. STORE: every store writes its changes locally, with the changelog offsets they reflect;
+4. OFFSETS: the input offsets are committed, by the checkpoint and never by a timer.
+
+A crash before step 4 leaves the input uncommitted: it is read again and handled again, and the
+records come again with the same keys and ids (the journey drops an event it has seen). A crash
+after step 2 and before step 3 leaves a changelog ahead of the local store, which its recovery
+reads; the local store is never ahead of its changelog.
+
+A record Kafka refuses at step 1 or 2 fails the checkpoint (`CheckpointFailed`): committing the
+input would lose that record for good, so the worker stops without committing (`EXIT_FAILED`).
+
+quix-streams' `checkpointing/checkpoint.py` shapes its commit the same way; Kafka Streams' task
+commit does too (flush the producer, then the stores, then commit the offsets).
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from processor import topics as t
+from processor.stream import bundles
+from processor.stream.writes import Batches, partition_of
+
+#: The exit code of a worker whose output Kafka refused: it must not commit the input.
+EXIT_FAILED = 75
+
+
+class Step(enum.IntEnum):
+    """How far a checkpoint got: each value is the last step that completed."""
+
+    OPEN = 0
+    OUTPUTS = 1
+    CHANGELOG = 2
+    STORE = 3
+    OFFSETS = 4
+
+
+class CheckpointFailed(RuntimeError):
+    """Kafka refused a record of the checkpoint: its input must not be committed."""
+
+    def __init__(self, step: Step, cause: BaseException) -> None:
+        super().__init__(f"checkpoint failed after step {step.name.lower()}: {cause!r}")
+        self.step = step
+
+
+class Store(Protocol):
+    """A table's changes made within one checkpoint (steps 2 and 3)."""
+
+    async def acknowledge(self) -> None:
+        """Send the changed keys' changelog records and wait until Kafka acknowledged them."""
+
+    def write_local(self) -> None:
+        """Write the acknowledged changes to the local store, with their changelog offsets."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a checkpoint knows of the topics it writes to: their partition counts, and which
+    of them carry bundles."""
+
+    partitions: Mapping[str, int]
+    bundled: frozenset[str]
+
+    @classmethod
+    def of(cls, specs: Mapping[str, t.TopicSpec]) -> Layout:
+        """The layout of the declared topics: the three internal topics carry bundles."""
+        internal = frozenset({t.CUSTOMER_EVENTS, t.IDENTITY_LINKS, t.IDENTITY_ROUTES})
+        return cls({name: spec.partitions for name, spec in specs.items()}, internal)
+
+
+Commit = Callable[[dict[Any, int]], Awaitable[None]]
+
+
+class Checkpoint:
+    """The records made for one batch of input and the offsets it consumed, until `commit()`."""
+
+    def __init__(
+        self, producer: Any, layout: Layout, commit: Commit, stores: Sequence[Store] = ()
+    ) -> None:
+        self.step = Step.OPEN
+        self._producer = producer
+        self._layout = layout
+        self._commit = commit
+        self._stores = stores
+        self._batches = Batches()
+        #: Bundles in the order begun, and the open one per (topic, partition).
+        self._bundles: list[tuple[str, int, bundles.Builder]] = []
+        self._open: dict[tuple[str, int], bundles.Builder] = {}
+        #: topic-partition -> the next offset to read, for the inputs consumed.
+        self.offsets: dict[Any, int] = {}
+        self.records = 0
+
+    def consumed(self, tp: Any, offset: int) -> None:
+        """The input at `offset` of `tp` is handled: commit past it."""
+        self.offsets[tp] = offset + 1
+
+    def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+        """Keep one record for `topic`: in a bundle for a bundled topic, else in the record
+        batch of its partition (the key's, as Kafka's partitioner picks it; spread when None)."""
+        partitions = self._layout.partitions[topic]
+        partition = next(_spread) % partitions if key is None else partition_of(key, partitions)
+        self.records += 1
+        if topic in self._layout.bundled:
+            builder = self._open.get((topic, partition))
+            if builder is None or not builder.fits(key or b"", value):
+                builder = self._open[topic, partition] = bundles.Builder()
+                self._bundles.append((topic, partition, builder))
+            builder.add(key or b"", value)
+        else:
+            self._batches.add(self._producer, topic, partition, key, value)
+
+    async def commit(self) -> None:
+        """Run the steps in order; CheckpointFailed if Kafka refused a record (input not
+        committed). A rebalance that took the partitions away fails only step 4, as
+        aiokafka's CommitFailedError: the next owner reads the input again."""
+        for topic, partition, builder in self._bundles:
+            self._batches.add(self._producer, topic, partition, None, builder.value())
+        self._bundles.clear()
+        self._open.clear()
+        try:
+            for delivered, _ in await self._batches.send():
+                await delivered
+            self.step = Step.OUTPUTS
+            for store in self._stores:
+                await store.acknowledge()
+            self.step = Step.CHANGELOG
+        except Exception as exc:
+            raise CheckpointFailed(self.step, exc) from exc
+        for store in self._stores:
+            store.write_local()
+        self.step = Step.STORE
+        if self.offsets:
+            await self._commit(self.offsets)
+        self.step = Step.OFFSETS
+
+
+#: Where records without a key go: round-robin over the topic's partitions.
+_spread = itertools.count()
