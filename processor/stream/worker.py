@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import shutil
 import sys
-from pathlib import Path
 
 import faust
 from aiokafka.admin import AIOKafkaAdminClient
@@ -17,7 +15,7 @@ from processor.kafka import admin
 from processor.kafka.clients import connection_kwargs
 from processor.metrics import Metrics
 from processor.settings import Settings
-from processor.stream import agents, clock, writes
+from processor.stream import agents, clock
 from processor.stream.app import create_app
 from processor.stream.ingest import Ingest
 from processor.stream.membership import Membership
@@ -35,30 +33,6 @@ async def preflight(settings: Settings) -> list[str]:
         await client.close()
 
 
-#: Present in the data directory while a worker runs; removed only when it stopped cleanly.
-RUNNING_MARK = "worker.running"
-
-
-def discard_state_after_crash(data_dir: Path) -> bool:
-    """Delete the local table state if the last worker on `data_dir` did not stop cleanly.
-
-    The RocksDB store writes each table change to local disk at once, before Kafka has
-    acknowledged the changelog record and the actions and transitions of the same event. After
-    a crash (SIGKILL, OOM, power) the local state may therefore be ahead of Kafka: the replayed
-    events would be found in `seen` and dropped as duplicates, and the outputs lost with the
-    process would never be sent. Without local state the tables are rebuilt from the changelogs,
-    which hold only what Kafka acknowledged, so the replay sends those outputs again.
-    Returns True when state was discarded.
-    """
-    mark = data_dir / RUNNING_MARK
-    crashed = mark.exists()
-    tables = data_dir / "v1" / "tables"  # faust's tabledir under its datadir
-    if crashed and tables.exists():
-        shutil.rmtree(tables)
-    mark.write_text("a worker runs on this directory; gone after a clean stop\n", "utf-8")
-    return crashed
-
-
 def run_worker(settings: Settings) -> int:
     """Run one worker in the foreground; returns the exit code."""
     journey = load_journey(settings.journey_file)
@@ -72,13 +46,6 @@ def run_worker(settings: Settings) -> int:
     # asyncio.run closed its loop; Faust and mode expect a current one.
     asyncio.set_event_loop(asyncio.new_event_loop())
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if discard_state_after_crash(settings.data_dir):
-        print(
-            "touchpoint: the last worker on this data directory did not stop cleanly; "
-            "rebuilding its tables from the changelogs",
-            file=sys.stderr,
-            flush=True,
-        )
     metrics = Metrics.create(stages=tuple(journey.stages))
     rt = create_app(settings, journey, metrics, membership=Membership(settings.data_dir))
     agents.install(rt)
@@ -96,8 +63,4 @@ def run_worker(settings: Settings) -> int:
         worker.execute_from_commandline()
     except SystemExit as exc:
         code = int(exc.code or 0)
-    if code == 0 and writes.all_flushed():
-        # A unit still in hand at the stop left table changes in the local store that its
-        # changelog never got: the mark stays, and the next start rebuilds.
-        (settings.data_dir / RUNNING_MARK).unlink(missing_ok=True)
     return code

@@ -12,9 +12,10 @@ once (the next message of the same key included), but the change waits, coalesce
 At the end of a unit:
 
 1. every message sent for the unit is awaited until Kafka acknowledged it;
-2. then the changed keys go to the local store (one RocksDB write batch per partition) and
-   their changelog records are sent, and awaited in the same way (ingest keeps no table);
-3. then the unit's input messages are acknowledged, for Faust to commit their offsets.
+2. then the changed keys' changelog records are sent and awaited in the same way;
+3. then the local store gets the changes, one RocksDB write batch per partition that also sets
+   the changelog offset they reach (`Coalesced.write_local`);
+4. then the unit's input messages are acknowledged, for Faust to commit their offsets.
 
 Readers outside the agent (the customer API, the timer clock) see a unit's changes when it
 ends, at most `FLUSH_AFTER_S` plus the acknowledgements later.
@@ -24,11 +25,13 @@ record batch per topic-partition (`Batches`), and goes out in step 1; what it se
 internal topic marked with `bundle()` is first packed per destination partition in the order
 sent (stream/bundles.py), one record per partition.
 
-A crash before step 2 ends leaves the input uncommitted, and the restarted worker rebuilds its
-tables from the changelogs (stream/worker.py) and processes it again: the outputs come again,
-with the same `action_id`s. An input whose change a changelog holds had its outputs
-acknowledged first. A unit ends when `batch_max` messages are in it, when no further message
-waits in the agent's buffer, or at the latest `FLUSH_AFTER_S` after its first message.
+A crash at any step leaves the input uncommitted, and the local store a prefix of its changelog
+(never ahead of it). The restarted worker reads the changelog's tail into the store (recovery)
+and processes the input again: an input whose changes the changelog holds had its outputs
+acknowledged first and is found done (its `event_id` in `seen`); any other sends its outputs
+again, with the same `action_id`s. A unit ends when `batch_max` messages are in it, when no
+further message waits in the agent's buffer, or at the latest `FLUSH_AFTER_S` after its first
+message.
 """
 
 from __future__ import annotations
@@ -57,7 +60,6 @@ FLUSH_AFTER_S = 0.05
 EXIT_SEND_FAILED = 75
 
 _unit: ContextVar[Unit | None] = ContextVar("unit of work", default=None)
-_units: list[Unit] = []
 #: topic -> its partition count, for the topics whose keyed messages `send` places itself.
 _partitions: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 #: The topics whose messages units bundle.
@@ -215,13 +217,6 @@ async def send(topic: Any, key: bytes | None, value: bytes) -> None:
         unit.sends.append(delivered)
 
 
-def all_flushed() -> bool:
-    """Did every unit that keeps a table end with nothing in hand (nothing sent, taken or
-    written that was not made durable)? A unit without a table (ingest) leaves nothing in the
-    local store: its input is simply processed again."""
-    return not any(u.in_hand for u in _units if u.keeps_table)
-
-
 def _current_partition() -> int:
     event = current_event()
     if event is None:
@@ -241,6 +236,10 @@ class Coalesced:
         self._partition_of = partition_of
         #: key -> (partition, last value or None for a deletion), since the last release.
         self._dirty: dict[bytes, tuple[int, bytes | None]] = {}
+        #: The same for the writes whose changelog records are acknowledged (or on their way)
+        #: and that the local store does not have yet, with the changelog offsets they reach.
+        self._acked: dict[bytes, tuple[int, bytes | None]] = {}
+        self._offsets: dict[Any, int] = {}
 
     def get(self, key: bytes, default: bytes | None = None) -> bytes | None:
         """The value at `key`, with the writes not yet released."""
@@ -255,7 +254,7 @@ class Coalesced:
         RocksDB reads through four layers for one value. Outside a message, and on the memory
         store, the table answers.
         """
-        written = self._dirty.get(key)
+        written = self._dirty.get(key) or self._acked.get(key)
         if written is not None:
             return written[1]
         by_partition = self._databases()
@@ -271,9 +270,9 @@ class Coalesced:
         self._dirty[key] = (self._partition_of(), value)
 
     def unreleased(self) -> dict[bytes, tuple[int, bytes | None]]:
-        """A copy of the writes that have not reached the store yet: key -> (partition, last
-        value or None for a deletion)."""
-        return dict(self._dirty)
+        """A copy of the writes that have not reached the local store yet: key -> (partition,
+        last value or None for a deletion)."""
+        return {**self._acked, **self._dirty}
 
     def pop(self, key: bytes, default: bytes | None = None) -> bytes | None:
         """Remove `key` if present; its record is a tombstone (none if it never was there)."""
@@ -283,45 +282,17 @@ class Coalesced:
         self._dirty[key] = (self._partition_of(), None)
         return value
 
-    def _store(self, dirty: dict[bytes, tuple[int, bytes | None]]) -> None:
-        """Write the unit's last value of each key to the local store: in RocksDB one write
-        batch per partition (as Faust's own changelog restore does), not a put per change."""
-        store = self._table.data
-        by_partition = self._databases()
-        if by_partition is None:  # the memory store
-            for key, (_, value) in dirty.items():
-                if value is None:
-                    store.pop(key, None)
-                else:
-                    store[key] = value
-            return
-        batches: dict[int, Any] = {}
-        index = store._key_index  # Faust's key -> partition hint for reads outside a message
-        for key, (partition, value) in dirty.items():
-            batch = batches.get(partition)
-            if batch is None:
-                batch = batches[partition] = rocksdict.WriteBatch(raw_mode=True)
-            if value is None:
-                batch.delete(key)
-                index.pop(key, None)
-            else:
-                batch.put(key, value)
-                index[key] = partition
-        for partition, batch in batches.items():
-            by_partition(partition).write(batch)
-
-    async def release(self) -> int:
+    async def acknowledge(self) -> int:
         """Send the changelog record of every key written since the last release and wait
-        until Kafka acknowledged them all; returns how many there were.
+        until Kafka acknowledged them all; returns how many there were. Until `write_local`,
+        reads still see these writes (the local store does not have them yet).
 
-        Then, once per partition, the store keeps the last of their offsets, as Faust's own
-        send callback would for each record: a clean restart then reads only the changelog's
-        tail. (Faust's `send_changelog` is not used: it queues the record in Faust's producer
+        (Faust's `send_changelog` is not used: it queues the record in Faust's producer
         buffer, and the flush before a commit gives up on that buffer after 0.1 s without
         progress, so a commit could overtake the records it depends on.)
         """
-        dirty, self._dirty = self._dirty, {}
-        self._store(dirty)
+        acked, self._dirty = self._dirty, {}
+        self._acked.update(acked)
         table = self._table
         topic = table.changelog_topic
         if table.app.in_transaction:
@@ -330,22 +301,65 @@ class Coalesced:
                 await topic.send(key=key, value=value, partition=partition,
                                  key_serializer="raw", value_serializer="raw",
                                  callback=table._on_changelog_sent)
-                for key, (partition, value) in dirty.items()
+                for key, (partition, value) in acked.items()
             ]  # fmt: skip
             for delivered in sent:
                 await delivered
             return len(sent)
         batches, name, producer = Batches(), topic.get_topic_name(), producer_of(table.app)
-        for key, (partition, value) in dirty.items():
+        for key, (partition, value) in acked.items():
             batches.add(producer, name, partition, key, value)
-        last: dict[Any, int] = {}  # changelog topic-partition -> its highest offset
         for delivered, records in await batches.send():
             meta = await delivered
             tp = meta.topic_partition
-            last[tp] = max(meta.offset + records - 1, last.get(tp, -1))
-        for tp, offset in last.items():
-            table.data.set_persisted_offset(tp, offset)
-        return len(dirty)
+            self._offsets[tp] = max(meta.offset + records - 1, self._offsets.get(tp, -1))
+        return len(acked)
+
+    def write_local(self) -> None:
+        """Write the acknowledged changes to the local store: in RocksDB one write batch per
+        partition (as Faust's own changelog restore does), not a put per change, that also
+        sets the partition's persisted changelog offset (Faust's key for it). The store thus
+        always holds a prefix of its changelog, however the worker stops: a restart reads
+        only the changelog's tail, and the store never holds a change Kafka does not have."""
+        acked, self._acked = self._acked, {}
+        offsets, self._offsets = self._offsets, {}
+        store = self._table.data
+        by_partition = self._databases()
+        if by_partition is None:  # the memory store
+            for key, (_, value) in acked.items():
+                if value is None:
+                    store.pop(key, None)
+                else:
+                    store[key] = value
+            for tp, offset in offsets.items():
+                store.set_persisted_offset(tp, offset)
+            return
+        batches: dict[int, Any] = {}
+
+        def batch_of(partition: int) -> Any:
+            batch = batches.get(partition)
+            if batch is None:
+                batch = batches[partition] = rocksdict.WriteBatch(raw_mode=True)
+            return batch
+
+        index = store._key_index  # Faust's key -> partition hint for reads outside a message
+        for key, (partition, value) in acked.items():
+            if value is None:
+                batch_of(partition).delete(key)
+                index.pop(key, None)
+            else:
+                batch_of(partition).put(key, value)
+                index[key] = partition
+        for tp, offset in offsets.items():
+            batch_of(tp.partition).put(store.offset_key, str(offset).encode())
+        for partition, batch in batches.items():
+            by_partition(partition).write(batch)
+
+    async def release(self) -> int:
+        """`acknowledge`, then `write_local`; returns how many keys changed."""
+        released = await self.acknowledge()
+        self.write_local()
+        return released
 
     @property
     def pending(self) -> int:
@@ -372,11 +386,6 @@ class Unit:
         self._lock = asyncio.Lock()
         self._timer: asyncio.TimerHandle | None = None
         self._later: asyncio.Future[None] | None = None
-        _units.append(self)
-
-    @property
-    def keeps_table(self) -> bool:
-        return self._writes is not None
 
     @property
     def in_hand(self) -> bool:
