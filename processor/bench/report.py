@@ -15,6 +15,7 @@ MAX_P99_MS = 150.0
 MAX_P50_MS = 40.0
 MAX_STATE_RSS_BYTES = 1 * 2**30
 MAX_REBUILD_S = 30.0
+MAX_READY_AFTER_KILL_S = 10.0
 
 
 def machine() -> dict[str, Any]:
@@ -184,4 +185,10 @@ def table(r: dict[str, Any]) -> str:
             f"changelog with the local store deleted {st['rebuild_s']:.1f} s to ready (target "
             f"<= {MAX_REBUILD_S:.0f} s: {_mark(st['rebuild_s'] <= MAX_REBUILD_S)})"
         )
+        if "ready_after_kill_s" in st:
+            after = st["ready_after_kill_s"]
+            lines.append(
+                f"ready again {after:.1f} s after a SIGKILL, on its own store (target <= "
+                f"{MAX_READY_AFTER_KILL_S:.0f} s: {_mark(after <= MAX_READY_AFTER_KILL_S)})"
+            )
     return "\n".join(lines)

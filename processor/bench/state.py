@@ -103,9 +103,11 @@ class Recovery:
     notes: list[str] = field(default_factory=list)
 
 
-def recover(worker: Worker, *, fresh: bool, settle_s: float, timeout_s: float) -> Recovery:
+def recover(
+    worker: Worker, *, fresh: bool, settle_s: float, timeout_s: float, kill: bool = False
+) -> Recovery:
     """Start the worker (store deleted when `fresh`), time it to /ready, let it settle, measure
-    its peak memory, and stop it."""
+    its peak memory, and stop it (with SIGKILL when `kill`)."""
     worker.start(fresh=fresh)  # a new web port, so a new log file
     try:
         ready = worker.wait_ready(timeout_s)
@@ -122,4 +124,7 @@ def recover(worker: Worker, *, fresh: bool, settle_s: float, timeout_s: float) -
         use = worker.usage()
         return Recovery(ready, index_s, people, use.peak_rss_bytes if use else 0)
     finally:
-        worker.stop()
+        if kill:
+            worker.kill()
+        else:
+            worker.stop()

@@ -141,6 +141,13 @@ class Worker:
         proc, self.proc = self.proc, None
         processes.stop(proc, 30.0)
 
+    def kill(self) -> None:
+        """SIGKILL at once, as a crash would end it."""
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+
     def log_tail(self, lines: int = 40) -> str:
         """The end of the log, for error messages."""
         try:
