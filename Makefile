@@ -69,7 +69,7 @@ dashboard-png: setup system-deps ## redraw deploy/grafana/dashboard.png from 3 m
 # `.venv/bin/python -m processor.bench --help`.
 BENCH_ARGS ?=
 
-bench: setup ## the benchmark: processor vs a raw aiokafka pipe and a naive Faust agent (~20-30 min)
+bench: setup ## the benchmark: processor vs a raw aiokafka pipe, a naive Faust agent and Quix Streams (~20-30 min)
 	$(BIN)/python -m processor.bench $(BENCH_ARGS)
 
 clean: ## remove the virtualenv, caches and local state

@@ -1,4 +1,4 @@
-"""The benchmark: the processor against a raw aiokafka pipe and a naive Faust agent.
+"""The benchmark: the processor against a raw aiokafka pipe, a naive Faust agent and Quix Streams.
 
 `make bench` (`python -m processor.bench`) starts one embedded broker, generates a realistic
 stream once (cached under `data/bench/`), publishes it to the inbound topics, and replays it to

@@ -296,55 +296,53 @@ class Bench:
 
     def contest_naive(self, info: stream.StreamInfo, name: str) -> None:
         """The naive Faust agent ("naive"), or the same agent doing nothing ("empty")."""
+        what = "naive Faust agent" if name == "naive" else "empty Faust agent"
+        # Enough for the bounded time at several times the expected rate.
+        per_s = 10_000 if name == "naive" else 15_000
+        empty = ["--empty"] if name == "empty" else []
+        self._bounded(info, name, what, "processor.bench.naive", naive.OUTPUT, per_s, empty)
+
+    def contest_quix(self, info: stream.StreamInfo) -> None:
+        """The naive job as a Quix Streams app, in its own environment."""
+        python = quix.environment(self.log)
+        topics = ["--topics", ",".join(t.INBOUND)]
+        self._bounded(info, "quix", "Quix Streams app", "processor.bench.quix", quix.OUTPUT,
+                      20_000, topics, python=python)  # fmt: skip
+
+    def _bounded(
+        self,
+        info: stream.StreamInfo,
+        name: str,
+        what: str,
+        module: str,
+        output: str,
+        per_s: int,
+        more: list[str],
+        python: Path | None = None,
+    ) -> None:
+        """Runs of a contestant that stops after `--seconds` of processing or the messages
+        published for it (the time at `per_s`, more than it is expected to drain)."""
         runs = []
         seconds = self.args.naive_seconds or self.size.naive_seconds
-        # Enough for the bounded time at several times the expected rate.
-        publish = min(info.messages, int(seconds * (10_000 if name == "naive" else 15_000)))
-        what = "naive Faust agent" if name == "naive" else "empty Faust agent"
-        empty = ["--empty"] if name == "empty" else []
+        publish = min(info.messages, int(seconds * per_s))
         for i in range(self.runs):
             self.log(f"{what}, run {i + 1} of {self.runs} (at most {seconds:.0f} s)")
             with self.fresh_broker(info, publish) as bootstrap:
-                asyncio.run(kafka.recreate(bootstrap, {naive.OUTPUT: (8, {})}))
-                datadir = self.home / "naive"
+                asyncio.run(kafka.recreate(bootstrap, {output: (8, {})}))
+                datadir = self.home / name
                 shutil.rmtree(datadir, ignore_errors=True)
                 r = run_child(
-                    "processor.bench.naive",
+                    module,
                     ["--bootstrap", bootstrap, "--run", str(i), "--datadir", str(datadir),
-                     "--expect", str(publish), "--seconds", str(seconds), *empty],
+                     "--expect", str(publish), "--seconds", str(seconds), *more],
                     self.broker_pid,
                     self.logs / f"{name}.log",
-                )  # fmt: skip
-            self.log(f"  {r.messages:,} in {r.seconds:.1f} s: {r.rate:,.0f}/s")
-            runs.append(r)
-        bounded = runs[0].messages < info.messages
-        self._summary(name, runs, bounded_seconds=seconds if bounded else None)
-
-    def contest_quix(self, info: stream.StreamInfo) -> None:
-        """The naive job as a Quix Streams app."""
-        runs = []
-        seconds = self.args.naive_seconds or self.size.naive_seconds
-        publish = min(info.messages, int(seconds * 10_000))
-        python = quix.environment(self.log)
-        for i in range(self.runs):
-            self.log(f"Quix Streams app, run {i + 1} of {self.runs} (at most {seconds:.0f} s)")
-            with self.fresh_broker(info, publish) as bootstrap:
-                asyncio.run(kafka.recreate(bootstrap, {quix.OUTPUT: (8, {})}))
-                datadir = self.home / "quix"
-                shutil.rmtree(datadir, ignore_errors=True)
-                r = run_child(
-                    "processor.bench.quix",
-                    ["--bootstrap", bootstrap, "--run", str(i), "--datadir", str(datadir),
-                     "--expect", str(publish), "--seconds", str(seconds),
-                     "--topics", ",".join(t.INBOUND)],
-                    self.broker_pid,
-                    self.logs / "quix.log",
                     python=python,
                 )  # fmt: skip
             self.log(f"  {r.messages:,} in {r.seconds:.1f} s: {r.rate:,.0f}/s")
             runs.append(r)
         bounded = runs[0].messages < info.messages
-        self._summary("quix", runs, bounded_seconds=seconds if bounded else None)
+        self._summary(name, runs, bounded_seconds=seconds if bounded else None)
 
     def _workers(self, name: str, bootstrap: str, count: int) -> list[Worker]:
         return [
@@ -489,8 +487,9 @@ def parser() -> argparse.ArgumentParser:
     """The command line."""
     p = argparse.ArgumentParser(
         prog="python -m processor.bench",
-        description="Benchmark the processor against a raw aiokafka pipe and a naive Faust "
-        "agent on one embedded broker; prints a table and writes the results as JSON.",
+        description="Benchmark the processor against a raw aiokafka pipe, a naive Faust agent "
+        "and a Quix Streams app on one embedded broker; prints a table and writes the results "
+        "as JSON.",
     )
     p.add_argument(
         "--size",

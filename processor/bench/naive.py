@@ -11,20 +11,16 @@ processing, whichever comes first, and writes the result as JSON to `--result`.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
-import os
-import resource
 import sys
-import time
-from pathlib import Path
 from typing import Any
 
 import faust
 import orjson
 
 from processor import topics as t
+from processor.bench.progress import Progress, arguments
 from processor.stream.app import WorkerConsumer
 
 OUTPUT = "bench-naive-output"
@@ -41,13 +37,7 @@ def changelog(run: str) -> str:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--bootstrap", required=True)
-    p.add_argument("--run", required=True)
-    p.add_argument("--datadir", required=True)
-    p.add_argument("--expect", type=int, required=True)
-    p.add_argument("--seconds", type=float, required=True)
-    p.add_argument("--result", type=Path, required=True, help="where to write the result")
+    p = arguments(__doc__)
     p.add_argument("--empty", action="store_true", help="count the messages, nothing else")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -74,30 +64,15 @@ def main() -> int:
     source = app.topic(*t.INBOUND, allow_empty=True, **raw)
     output = app.topic(OUTPUT, partitions=8, **raw)
     table = app.Table("state", partitions=8, key_type=bytes, value_type=bytes)
-    progress: dict[str, float] = {"n": 0, "first_at": 0.0, "cpu0": 0.0}
-
-    def finish() -> None:
-        result = {
-            "messages": int(progress["n"]),
-            "first_at": progress["first_at"],
-            "last_at": time.time(),
-            "cpu_s": time.process_time() - progress["cpu0"],
-            "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        }
-        # Not stdout: the Faust worker sends that to its log.
-        args.result.write_bytes(orjson.dumps(result))
-        # A measurement, not a service: no graceful shutdown to wait for.
-        os._exit(0)
+    progress = Progress(args.result)
 
     @app.agent(source, name="naive")
     async def naive(stream: Any) -> None:
         async for event in stream.events():
-            if not progress["n"]:
-                progress["first_at"], progress["cpu0"] = time.time(), time.process_time()
-            progress["n"] += 1
+            progress.one()
             if args.empty:
-                if progress["n"] >= args.expect:
-                    finish()
+                if progress.n >= args.expect:
+                    progress.finish()
                 continue
             try:
                 parsed = orjson.loads(event.value) if event.value else None
@@ -110,13 +85,13 @@ def main() -> int:
                 new = {"n": count, "last": parsed.get("type"), "at": parsed.get("occurred_at")}
                 table[key] = orjson.dumps(new)
             await output.send(key=key, value=event.value or b"")
-            if progress["n"] >= args.expect:
-                finish()
+            if progress.n >= args.expect:
+                progress.finish()
 
     @app.timer(interval=0.2)  # type: ignore[untyped-decorator]
     async def _deadline() -> None:
-        if progress["first_at"] and time.time() - progress["first_at"] >= args.seconds:
-            finish()
+        if progress.seconds() >= args.seconds:
+            progress.finish()
 
     worker = faust.Worker(app, loglevel="WARNING", quiet=True)
     worker.execute_from_commandline()

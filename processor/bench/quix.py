@@ -15,17 +15,15 @@ writes the result as JSON to `--result`.
 
 from __future__ import annotations
 
-import argparse
 import logging
-import os
-import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from processor.bench.progress import Progress, arguments
 
 OUTPUT = "bench-quix-output"
 #: The Quix Streams release the contestant runs.
@@ -48,14 +46,8 @@ def environment(log: Any = print) -> Path:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--bootstrap", required=True)
-    p.add_argument("--run", required=True)
-    p.add_argument("--datadir", required=True)
-    p.add_argument("--expect", type=int, required=True)
-    p.add_argument("--seconds", type=float, required=True)
+    p = arguments(__doc__)
     p.add_argument("--topics", required=True, help="the inbound topics, comma-separated")
-    p.add_argument("--result", type=Path, required=True, help="where to write the result")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     from quixstreams import Application  # type: ignore[import-not-found]  # environment()
@@ -69,26 +61,12 @@ def main() -> int:
         consumer_extra_config={"session.timeout.ms": 10_000},
     )
     output = app.topic(OUTPUT, key_serializer="bytes", value_serializer="bytes")
-    progress: dict[str, float] = {"n": 0, "first_at": 0.0, "cpu0": 0.0}
-
-    def finish() -> None:
-        result = {
-            "messages": int(progress["n"]),
-            "first_at": progress["first_at"],
-            "last_at": time.time(),
-            "cpu_s": time.process_time() - progress["cpu0"],
-            "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        }
-        args.result.write_bytes(orjson.dumps(result))
-        # A measurement, not a service: no graceful shutdown to wait for.
-        os._exit(0)
+    progress = Progress(args.result)
 
     def naive(
         value: bytes | None, key: bytes | None, timestamp: int, headers: Any, state: Any
     ) -> bytes:
-        if not progress["n"]:
-            progress["first_at"], progress["cpu0"] = time.time(), time.process_time()
-        progress["n"] += 1
+        progress.one()
         try:
             parsed = orjson.loads(value) if value else None
         except orjson.JSONDecodeError:
@@ -99,8 +77,8 @@ def main() -> int:
             state.set(
                 "state", {"n": count, "last": parsed.get("type"), "at": parsed.get("occurred_at")}
             )
-        if progress["n"] >= args.expect or time.time() - progress["first_at"] >= args.seconds:
-            finish()
+        if progress.n >= args.expect or progress.seconds() >= args.seconds:
+            progress.finish()
         return value or b""
 
     for name in args.topics.split(","):

@@ -160,6 +160,13 @@ class Runtime:
     #: The worker's ingest (stream/ingest.py), once the worker made it.
     ingest: Ingest | None = None
 
+    def ready(self) -> bool:
+        """Processing: the tables of the assigned partitions recovered, no rebalance under
+        way, and ingest has its partitions of the inbound topics."""
+        app = self.app
+        ingesting = self.ingest is None or self.ingest.assigned
+        return bool(app.tables.actives_ready) and not app.rebalancing and ingesting
+
     def __post_init__(self) -> None:
         size = self.settings.batch_max
         self.journey_writes = Coalesced(self.table)

@@ -127,6 +127,8 @@ class Ingest(Service):
         self.batch_lock = asyncio.Lock()
         #: topic-partition -> the next offset to read as committed, for the lag.
         self.committed: dict[Any, int] = {}
+        #: Has the group given ingest its partitions (False again while a rebalance runs)?
+        self.assigned = False
 
     async def on_start(self) -> None:
         s = self.rt.settings
@@ -266,6 +268,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: Any) -> None:
         if self.ingest.should_stop:  # stopping: the stop holds the lock, nothing is in hand
             return
+        self.ingest.assigned = False
         # The batch in hand is committed before the partitions move.
         async with self.ingest.batch_lock:
             for tp in revoked:
@@ -273,3 +276,4 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         await self.ingest.adopt_offsets(set(assigned))
+        self.ingest.assigned = True

@@ -52,7 +52,7 @@ def _group(lag: dict[tuple[str, int], int]) -> dict[str, list[int]]:
 
 def snapshot(rt: Runtime) -> dict[str, Any]:
     """What the page shows, as plain JSON; no personal data, only counts."""
-    m, obs, app = rt.metrics, rt.observer, rt.app
+    m, obs = rt.metrics, rt.observer
     people = obs.stages.totals()
     # Erased people have no state left, so that stage is always empty: not part of the funnel.
     stages = [s for s in rt.journey.stages if s != ERASED]
@@ -60,7 +60,7 @@ def snapshot(rt: Runtime) -> dict[str, Any]:
     return {
         "version": __version__,
         "at": time.time(),
-        "ready": bool(app.tables.actives_ready) and not app.rebalancing,
+        "ready": rt.ready(),
         "partitions": sorted(obs.stages.partitions()),
         "funnel": [{"stage": s, "customers": max(0, people.get(s, 0))} for s in stages],
         "rates": rates(list(obs.samples)),

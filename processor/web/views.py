@@ -11,12 +11,6 @@ from processor.stream.app import Runtime
 from processor.web import api, status
 
 
-def is_ready(rt: Runtime) -> bool:
-    """Ready: partitions assigned and their tables recovered, so events are being processed."""
-    app = rt.app
-    return bool(app.tables.actives_ready) and not app.rebalancing
-
-
 def install(rt: Runtime) -> None:
     """Register the views on the app's web server."""
     app = rt.app
@@ -34,7 +28,7 @@ def install(rt: Runtime) -> None:
 
     @app.page("/ready")
     async def ready(web: Any, request: Any) -> Any:
-        ok = is_ready(rt)
+        ok = rt.ready()
         return web.json({"ready": ok}, status=200 if ok else 503)
 
     api.install(rt)
