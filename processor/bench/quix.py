@@ -15,6 +15,7 @@ writes the result as JSON to `--result`.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import subprocess
 import sys
@@ -32,16 +33,21 @@ _ENV = Path(__file__).resolve().parents[2] / "data" / "quix-env"
 
 
 def environment(log: Any = print) -> Path:
-    """The Python of the contestant's own environment, made (once) if it is not there yet."""
+    """The Python of the contestant's own environment, made (once) if it is not there yet.
+    Several benchmarks may ask at once (the test suite runs in parallel): one makes it while
+    the others wait on a lock, then find it made."""
     python = _ENV / "bin" / "python"
     stamp = _ENV / f"{QUIXSTREAMS}.installed"
-    if not stamp.exists():
-        log(f"  making the Quix Streams environment ({QUIXSTREAMS}) in {_ENV}")
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(_ENV)], check=True)  # noqa: S603
-        subprocess.run(  # noqa: S603 (our own environment's pip)
-            [str(python), "-m", "pip", "install", "--quiet", QUIXSTREAMS], check=True
-        )
-        stamp.touch()
+    _ENV.parent.mkdir(parents=True, exist_ok=True)
+    with (_ENV.parent / "quix-env.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not stamp.exists():
+            log(f"  making the Quix Streams environment ({QUIXSTREAMS}) in {_ENV}")
+            subprocess.run([sys.executable, "-m", "venv", "--clear", str(_ENV)], check=True)  # noqa: S603
+            subprocess.run(  # noqa: S603 (our own environment's pip)
+                [str(python), "-m", "pip", "install", "--quiet", QUIXSTREAMS], check=True
+            )
+            stamp.touch()
     return python
 
 
