@@ -102,7 +102,6 @@ class Checkpoint:
         self._open: dict[tuple[str, int], bundles.Builder] = {}
         #: topic-partition -> the next offset to read, for the inputs consumed.
         self.offsets: dict[Any, int] = {}
-        self.records = 0
 
     def consumed(self, tp: Any, offset: int) -> None:
         """The input at `offset` of `tp` is handled: commit past it."""
@@ -113,7 +112,6 @@ class Checkpoint:
         batch of its partition (the key's, as Kafka's partitioner picks it; spread when None)."""
         partitions = self._layout.partitions[topic]
         partition = next(_spread) % partitions if key is None else partition_of(key, partitions)
-        self.records += 1
         if topic in self._layout.bundled:
             builder = self._open.get((topic, partition))
             if builder is None or not builder.fits(key or b"", value):

@@ -45,6 +45,11 @@ log = logging.getLogger(__name__)
 MEMBER_FILE = "ingest.member"
 
 
+def _source(record: Any) -> Source:
+    """The coordinates of an aiokafka record (its timestamp is in milliseconds already)."""
+    return Source(record.topic, record.partition, record.offset, record.key, record.timestamp)
+
+
 def handle_inbound(rt: Runtime, cp: Checkpoint, record: Any) -> None:
     """One inbound message ends in exactly one place: routed onwards, or a dead letter.
 
@@ -57,7 +62,7 @@ def handle_inbound(rt: Runtime, cp: Checkpoint, record: Any) -> None:
     other single identifier goes to its identity-routes partition, which knows which person it
     belongs to now.
     """
-    src = Source(record.topic, record.partition, record.offset, record.key, record.timestamp)
+    src = _source(record)
     label = deadletters.label_of(src.topic)
     channel = deadletters.CHANNEL_OF_TOPIC.get(src.topic)
     rt.metrics.child(rt.metrics.messages_consumed, label).inc()
@@ -108,7 +113,7 @@ def _contained(rt: Runtime, cp: Checkpoint, record: Any) -> None:
         log.error("ingest failed for %s[%s]@%s", record.topic, record.partition, record.offset,
                   exc_info=exc)  # fmt: skip
         rt.metrics.processing_errors.labels("ingest").inc()
-        src = Source(record.topic, record.partition, record.offset, record.key, record.timestamp)
+        src = _source(record)
         label = deadletters.label_of(record.topic)
         letter = deadletters.letter(rt, deadletters.internal(exc), record.value, src, label)
         cp.send(t.DEADLETTER, src.key, letter)

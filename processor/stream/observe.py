@@ -30,7 +30,6 @@ SAMPLE_INTERVAL_S = 1.0
 RATE_WINDOW_S = 30.0
 #: Changelogs are read only to recover or follow as a standby, so their lag is not reported.
 _CHANGELOG_SUFFIX = "-changelog"
-_INBOUND = frozenset((*t.INBOUND, t.CONTROL))
 
 Move = tuple[int, str | None, str | None]
 
@@ -264,7 +263,9 @@ async def sample(rt: Runtime) -> None:
         try:
             lag.update(await rt.ingest.lag())
         except Exception:  # the broker away or a rebalance under way: the last values stay
-            lag.update({tp: n for tp, n in obs.lag.items() if tp[0] in _INBOUND})
+            lag.update({
+                tp: n for tp, n in obs.lag.items() if t.group_of(tp[0]) == t.INGEST_GROUP
+            })  # fmt: skip
     for gone in obs.lag.keys() - lag.keys():
         m.consumer_lag.remove(gone[0], str(gone[1]))
     for (topic, partition), behind in lag.items():
