@@ -120,8 +120,7 @@ _EACH_IDENTIFIER: list[Any] = [{"required": [kind]} for kind in _KINDS]
 def stated_identifiers(model: BaseModel) -> list[tuple[str, str]]:
     """The (kind, value) identifiers a model states, most stable first: customer_id, email,
     loyalty_id, anonymous_id."""
-    pairs = ((kind, getattr(model, kind)) for kind in _KINDS)
-    return [(kind, value) for kind, value in pairs if value is not None]
+    return [(kind, value) for kind in _KINDS if (value := getattr(model, kind)) is not None]
 
 
 class Identity(BaseModel):

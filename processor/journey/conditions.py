@@ -169,9 +169,7 @@ def _one(key: str, spec: Any, where: str, tracked: set[tuple[str, str]], w: list
         if not isinstance(spec, list) or not spec:
             raise ValueError(f"{where}: needs a non-empty list of conditions")
         parts = [_all(s, f"{where}.{i}", tracked, w) for i, s in enumerate(spec)]
-        if key == "any":
-            return lambda f: any(p(f) for p in parts)
-        return lambda f: all(p(f) for p in parts)
+        return _any_of(parts) if key == "any" else _all_of(parts)
     if key == "not":
         inner = _all(spec, where, tracked, w)
         return lambda f: not inner(f)
@@ -195,9 +193,24 @@ def _all(spec: Any, where: str, tracked: set[tuple[str, str]], w: list[float]) -
     parts = [
         _one(str(k), v, f"{where}.{k}" if where else str(k), tracked, w) for k, v in spec.items()
     ]
+    return _all_of(parts)
+
+
+def _all_of(parts: list[Test]) -> Test:
     if len(parts) == 1:
         return parts[0]
-    return lambda f: all(p(f) for p in parts)
+
+    def test(f: Facts) -> bool:
+        return all(part(f) for part in parts)
+
+    return test
+
+
+def _any_of(parts: list[Test]) -> Test:
+    def test(f: Facts) -> bool:
+        return any(part(f) for part in parts)
+
+    return test
 
 
 ALWAYS = Condition.compile({})

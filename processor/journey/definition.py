@@ -177,6 +177,69 @@ class Journey(Strict):
         """Steps by their unique name."""
         return {s.name: s for s in self.steps}
 
+    # The journey compiled for the engine: what each event type or stage entry can reach, so
+    # that an event evaluates only the transitions, steps and cancellations that can match it.
+
+    @cached_property
+    def _step_position(self) -> dict[str, int]:
+        return {s.name: i for i, s in enumerate(self.steps)}
+
+    @cached_property
+    def steps_on_event(self) -> dict[str, tuple[Step, ...]]:
+        """Event type -> the steps it triggers (not follow-ups), in file order."""
+        out: dict[str, list[Step]] = {}
+        for s in self.steps:
+            for typ in s.on:
+                out.setdefault(typ.value, []).append(s)
+        return {typ: tuple(steps) for typ, steps in out.items()}
+
+    @cached_property
+    def steps_on_entry(self) -> dict[str, tuple[Step, ...]]:
+        """Stage -> the steps entering it triggers, in file order."""
+        out: dict[str, list[Step]] = {}
+        for s in self.steps:
+            for stage in s.on_enter:
+                out.setdefault(stage, []).append(s)
+        return {stage: tuple(steps) for stage, steps in out.items()}
+
+    def triggered(self, event_type: str | None, entered: list[str]) -> tuple[Step, ...]:
+        """The steps this event type (None for a timer) or these stage entries trigger, in file
+        order, each once."""
+        on_event = self.steps_on_event.get(event_type, ()) if event_type is not None else ()
+        if not entered:
+            return on_event
+        chosen = {s.name: s for s in on_event}
+        for stage in entered:
+            chosen.update((s.name, s) for s in self.steps_on_entry.get(stage, ()))
+        position = self._step_position
+        return tuple(sorted(chosen.values(), key=lambda s: position[s.name]))
+
+    @cached_property
+    def moves_on_event(self) -> dict[tuple[str, str], tuple[TransitionDef, ...]]:
+        """(stage, event type) -> the transitions that event may take from that stage, in file
+        order."""
+        out: dict[tuple[str, str], list[TransitionDef]] = {}
+        for t in self.transitions:
+            for stage in t.from_:
+                for typ in t.on:
+                    out.setdefault((stage, typ.value), []).append(t)
+        return {k: tuple(v) for k, v in out.items()}
+
+    @cached_property
+    def timed_moves(self) -> dict[str, TransitionDef]:
+        """Timer name (`transition:<name>`) -> the time-driven transition it fires, file order."""
+        return {f"transition:{t.name}": t for t in self.transitions if t.after is not None}
+
+    @cached_property
+    def waits(self) -> dict[str, Step]:
+        """Timer name (`wait:<step>`, `after:<step>`) -> the step whose wait or follow-up it is."""
+        return {f"{kind}:{s.name}": s for s in self.steps for kind in ("wait", "after")}
+
+    @cached_property
+    def cancelling(self) -> frozenset[str]:
+        """Event types that cancel some step's pending wait or follow-up."""
+        return frozenset(typ.value for s in self.steps for typ in s.cancel_on)
+
     @cached_property
     def tracked(self) -> dict[str, tuple[str, ...]]:
         """Event type -> properties to remember in `recent` for counting conditions and params."""

@@ -6,14 +6,14 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from processor.events import Channel
+from processor.events import Channel, Touchpoint
 from processor.journey import rules
 from processor.journey.definition import ERASED, Journey, TransitionDef
-from processor.journey.memory import PURCHASES, observe
+from processor.journey.memory import CONSENT_EVENTS, PURCHASES, observe
 from processor.journey.outcome import EventInput, Outcome, TimerFired, Trigger, action_id
 from processor.journey.policies import has_consent
 from processor.journey.rules import Ctx
-from processor.journey.state import CustomerState, as_datetime, due_timers
+from processor.journey.state import CustomerState, as_datetime, due_timers, first_due, timer_of
 from processor.messages import Transition
 
 __all__ = ["EventInput", "Outcome", "TimerFired", "action_id", "due_timers", "erase", "step"]
@@ -49,43 +49,43 @@ def _move(ctx: Ctx, to: str, at: float, trigger_id: str, trigger_type: str) -> N
 
 
 def _reconcile_stage_timers(ctx: Ctx) -> None:
-    state = ctx.state
-    for t in ctx.journey.transitions:
-        if t.after is None:
+    state, timed = ctx.state, ctx.journey.timed_moves
+    if not timed:
+        return
+    wanted: dict[str, str] = {}
+    for name, t in timed.items():
+        if state.stage not in t.from_:
             continue
-        name = f"transition:{t.name}"
-        want: str | None = None
-        if state.stage in t.from_:
-            anchor = state.stage_since
-            if t.since == "last_purchase" and state.last_purchase is not None:
-                anchor = state.last_purchase
-            # Milliseconds in the id: one id per anchor, stable across serialisation.
-            want = f"stage:{t.name}@{round(anchor * 1000)}"
-            if want not in state.timers:
-                state.timers[want] = (anchor + t.after.total_seconds(), name, {})
-        for tid in [k for k, (_, n, _) in state.timers.items() if n == name and k != want]:
-            del state.timers[tid]
+        anchor = state.stage_since
+        if t.since == "last_purchase" and state.last_purchase is not None:
+            anchor = state.last_purchase
+        # Milliseconds in the id: one id per anchor, stable across serialisation.
+        want = wanted[name] = f"stage:{t.name}@{round(anchor * 1000)}"
+        if want not in state.timers:
+            assert t.after is not None
+            state.timers[want] = (anchor + t.after.total_seconds(), name, {})
+    stale = [k for k, (_, n, _) in state.timers.items() if n in timed and wanted.get(n) != k]
+    for tid in stale:
+        del state.timers[tid]
 
 
 def _diff_timers(before: Mapping[str, object], ctx: Ctx, fired: str) -> None:
     after = ctx.state.timers
     ctx.out.timers_cancel = sorted(k for k in before if k not in after and k != fired)
-    ctx.out.timers_set = [
-        t for t in due_timers(ctx.state) if t.id not in before or before[t.id] != after[t.id]
-    ]
+    changed = sorted((v[0], tid) for tid, v in after.items() if before.get(tid) != v)
+    ctx.out.timers_set = [timer_of(tid, after[tid]) for _, tid in changed]
 
 
-def _event_transition(ctx: Ctx, inp: EventInput) -> TransitionDef | None:
-    ev = inp.event
-    for t in ctx.journey.transitions:
-        at = ev.occurred_at.timestamp()
-        if ctx.state.stage in t.from_ and ev.type in t.on and t.if_(ctx.facts(ev.properties, at)):
+def _event_transition(ctx: Ctx, ev: Touchpoint, event_type: str, at: float) -> TransitionDef | None:
+    for t in ctx.journey.moves_on_event.get((ctx.state.stage, event_type), ()):
+        if t.if_(ctx.facts(ev.properties, at)):
             return t
     return None
 
 
 def _on_event(state: CustomerState | None, inp: EventInput, now: datetime, j: Journey) -> Outcome:
     ev = inp.event
+    event_type = ev.type.value
     at = ev.occurred_at.timestamp()
     out = Outcome(state=None)
     entered: list[str] = []
@@ -94,30 +94,34 @@ def _on_event(state: CustomerState | None, inp: EventInput, now: datetime, j: Jo
         state = CustomerState(customer_id=inp.customer_id, stage=j.initial_stage, stage_since=at)
         ctx = Ctx(state, j, now, out)
         state.stage = ""  # so that the first move reads none → initial stage
-        _move(ctx, j.initial_stage, at, ev.event_id, ev.type.value)
+        _move(ctx, j.initial_stage, at, ev.event_id, event_type)
         entered.append(j.initial_stage)
     else:
-        before = dict(state.timers)
+        before = state.timers
         state = state.copy()
         ctx = Ctx(state, j, now, out)
     out.state = state
     state.seen.append(ev.event_id)
     del state.seen[: -j.policies.dedupe_window_events]
-    channels = j.policies.consent.channels
-    had = {c for c in channels if has_consent(state, c, j)}
-    was_blocked = state.email_blocked
-    observe(state, ev, j)
-    lost: set[str] = {c for c in had if not has_consent(state, c, j)}
-    if state.email_blocked and not was_blocked:
-        lost.add("email")
-    rules.cancel_channels(ctx, lost)
-    rules.cancel_on(ctx, ev.type.value, ev.properties)
-    moved = _event_transition(ctx, inp)
+    if ev.type in CONSENT_EVENTS:
+        channels = j.policies.consent.channels
+        had = {c for c in channels if has_consent(state, c, j)}
+        was_blocked = state.email_blocked
+        observe(state, ev, j)
+        lost: set[str] = {c for c in had if not has_consent(state, c, j)}
+        if state.email_blocked and not was_blocked:
+            lost.add("email")
+        rules.cancel_channels(ctx, lost)
+    else:
+        observe(state, ev, j)  # (no other event takes a consent away)
+    if event_type in j.cancelling:
+        rules.cancel_on(ctx, event_type, ev.properties)
+    moved = _event_transition(ctx, ev, event_type, at)
     if moved is not None:
-        _move(ctx, moved.to, at, ev.event_id, ev.type.value)
+        _move(ctx, moved.to, at, ev.event_id, event_type)
         entered.append(moved.to)
-    trig = Trigger(ev.event_id, ev.type.value, at, at, None, ev.properties)
-    rules.run(ctx, ev.type.value, entered, trig)
+    trig = Trigger(ev.event_id, event_type, at, at, None, ev.properties)
+    rules.run(ctx, event_type, entered, trig)
     state.touches.append((inp.channel.value, at))
     del state.touches[: -j.policies.max_touches]
     _reconcile_stage_timers(ctx)
@@ -135,16 +139,16 @@ def _on_timer(state: CustomerState | None, timer: TimerFired, now: datetime, j: 
     due = pending[0]
     if now.timestamp() < due:
         return Outcome(state=state)
-    before = dict(state.timers)
+    before = state.timers
     state = state.copy()
     out = Outcome(state=state)
     ctx = Ctx(state, j, now, out)
     del state.timers[timer.timer_id]
-    kind, _, name = timer.name.partition(":")
-    if kind == "transition":
-        t = next((t for t in j.transitions if t.name == name), None)
+    if timer.name.startswith("transition:"):
+        t = j.timed_moves.get(timer.name)
         if t is None:
-            out.timers_dropped.append(name)  # the journey file no longer has this transition
+            # The journey file no longer has this transition.
+            out.timers_dropped.append(timer.name.partition(":")[2])
         elif state.stage in t.from_ and t.if_(ctx.facts({}, due)):
             _move(ctx, t.to, due, timer.timer_id, "timer")
             trig = Trigger(timer.timer_id, "timer", due, due)
@@ -185,7 +189,8 @@ def step(
         return Outcome(state=state, duplicate=True)
     # What was due before the event happened comes first, whenever the clock fired it.
     before = fire_due(state, input.customer_id, now, journey, until=input.event.occurred_at)
-    return before.then(_on_event(before.state, input, now, journey))
+    after = _on_event(before.state, input, now, journey)
+    return before.then(after) if before.fired else after
 
 
 def erase(
@@ -229,6 +234,9 @@ def fire_due(
     """
     total = Outcome(state=state)
     limit = now if until is None else min(until, now)
+    first = first_due(state)
+    if first is None or first > limit.timestamp():
+        return total
     # Each firing removes its timer; a firing may set new ones. Bounded in case a journey file
     # sets a timer that is due at once from its own firing.
     for _ in range(64):

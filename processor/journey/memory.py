@@ -10,6 +10,11 @@ from processor.journey.state import Cart, CustomerState
 
 PURCHASES = frozenset({EventType.order_placed, EventType.pos_purchase})
 _OPT_OUT = frozenset({EventType.email_unsubscribed, EventType.email_complained})
+_STATED = frozenset({EventType.signup, EventType.consent_updated})
+#: The only event types that change consent or the email block (`_consent`).
+CONSENT_EVENTS = frozenset(
+    {*_STATED, *_OPT_OUT, EventType.newsletter_subscribe, EventType.email_bounced}
+)
 #: At most this many products in a cart, so the state stays bounded whatever the tracker sends.
 _MAX_CART_ITEMS = 50
 
@@ -32,8 +37,10 @@ def _state_consent(state: CustomerState, channel: str, value: bool, at: float) -
 
 
 def _consent(state: CustomerState, event: Touchpoint, at: float) -> None:
+    if event.type not in CONSENT_EVENTS:
+        return
     props = event.properties
-    if event.type in (EventType.signup, EventType.consent_updated):
+    if event.type in _STATED:
         consent = props.get("consent") or {}
         for channel, value in consent.items():
             if isinstance(value, bool) and channel in ("email", "sms", "push"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -16,20 +16,26 @@ from processor.journey.state import CustomerState
 from processor.messages import Action, ActionChannel, ActionKind
 
 
-@dataclass(slots=True)
 class Ctx:
     """One step's working set: the (copied) state, the journey, the time and the outcome."""
 
-    state: CustomerState
-    journey: Journey
-    now: datetime
-    out: Outcome
+    __slots__ = ("journey", "now", "now_s", "out", "state")
+
+    def __init__(self, state: CustomerState, journey: Journey, now: datetime, out: Outcome):
+        self.state = state
+        self.journey = journey
+        self.now = now
+        #: `now` in epoch seconds.
+        self.now_s = now.timestamp()
+        self.out = out
+
+    def consent(self, channel: str) -> bool:
+        """Effective marketing consent on `channel`, as the consent policy decides it."""
+        return pol.has_consent(self.state, channel, self.journey)
 
     def facts(self, props: Mapping[str, Any], at: float) -> Facts:
         """Facts for conditions evaluated at epoch seconds `at`."""
-        return Facts(
-            self.state, props, at, lambda ch: pol.has_consent(self.state, ch, self.journey)
-        )
+        return Facts(self.state, props, at, self.consent)
 
 
 def _key(ctx: Ctx, step: Step, props: Mapping[str, Any]) -> str | None:
@@ -53,13 +59,13 @@ def _limit_ok(ctx: Ctx, step: Step, key: str | None) -> bool:
     if last is None or step.limit == "always":
         return True
     if isinstance(step.limit, EveryLimit):
-        return ctx.now.timestamp() - last >= step.limit.every.total_seconds()
+        return ctx.now_s - last >= step.limit.every.total_seconds()
     return False
 
 
 def _remember_fired(ctx: Ctx, step: Step, key: str | None) -> None:
     fired = ctx.state.fired
-    fired[_limit_key(step, key)] = ctx.now.timestamp()
+    fired[_limit_key(step, key)] = ctx.now_s
     mine = sorted((at, k) for k, at in fired.items() if k.split("|", 1)[0] == step.name)
     for _, k in mine[: -ctx.journey.policies.max_keys_per_step]:
         del fired[k]  # the oldest keys go first; a forgotten key can fire once more
@@ -76,7 +82,7 @@ def emit(ctx: Ctx, step: Step, trig: Trigger) -> bool:
     if not pol.consent_allows(state, step, journey):
         ctx.out.suppressed.append((step.rule, pol.CONSENT))
         return True
-    if now.timestamp() - trig.ready > step.stale_after.total_seconds():
+    if ctx.now_s - trig.ready > step.stale_after.total_seconds():
         ctx.out.suppressed.append((step.rule, pol.STALE))
         return True
     send_at = pol.after_quiet_hours(now, state, step, journey)
@@ -156,17 +162,16 @@ def run(ctx: Ctx, event_type: str | None, entered: list[str], base: Trigger) -> 
     - The action id of a step is action_id(journey, step name, customer, trigger id), where the
       trigger of a follow-up is the first step's trigger, so every step of a chain has its own id.
     """
-    for step in ctx.journey.steps:
-        if step.after is not None:
-            continue
-        if event_type not in step.on and not step.on_enter.intersection(entered):
-            continue
+    facts = None
+    for step in ctx.journey.triggered(event_type, entered):
         key = _key(ctx, step, base.props)
         if step.key is not None and key is None:
             continue
-        if not step.when(ctx.facts(base.props, base.at)):
+        if facts is None:
+            facts = ctx.facts(base.props, base.at)
+        if not step.when(facts):
             continue
-        trig = replace(base, key=key)
+        trig = base if key is None else replace(base, key=key)
         if step.limit in ("once", "once_per_key") and not _limit_ok(ctx, step, key):
             continue
         if step.wait is not None:
@@ -217,13 +222,12 @@ def cancelled_later(
     a wait armed by an event is moot when a cancelling event that happened before the wait was
     over was already processed. One that happened after the wait was over cancels nothing.
     """
-    kind, _, name = timer[1].partition(":")
-    step = journey.step_by_name.get(name) if kind in ("wait", "after") else None
+    step = journey.waits.get(timer[1])
     payload = timer[2]
     at = payload.get("at")
     if step is None or not isinstance(at, int | float):
         return False
-    cancel = {str(c) for c in step.cancel_on}
+    cancel = step.cancel_on  # (event types: a str compares equal to its EventType)
     due = timer[0]
     key = payload.get("key")
     return any(
@@ -237,7 +241,7 @@ def cancelled_later(
 def cancel_on(ctx: Ctx, event_type: str, props: Mapping[str, Any]) -> None:
     """Drop pending waits and follow-ups that this event cancels."""
     for tid, (_, name, payload) in list(ctx.state.timers.items()):
-        step = _step_of(ctx, name)
+        step = ctx.journey.waits.get(name)
         if step is None or event_type not in step.cancel_on:
             continue
         mine, theirs = payload.get("key"), props.get(step.key) if step.key else None
@@ -248,16 +252,13 @@ def cancel_on(ctx: Ctx, event_type: str, props: Mapping[str, Any]) -> None:
 
 def cancel_channels(ctx: Ctx, lost: set[str]) -> None:
     """Consent was lost on these channels: drop pending actions that may no longer go out."""
+    if not lost:
+        return
     for tid, (_, name, _) in list(ctx.state.timers.items()):
-        step = _step_of(ctx, name)
+        step = ctx.journey.waits.get(name)
         if (
             step is not None
             and step.channel in lost
             and not pol.consent_allows(ctx.state, step, ctx.journey)
         ):
             del ctx.state.timers[tid]
-
-
-def _step_of(ctx: Ctx, timer_name: str) -> Step | None:
-    kind, _, name = timer_name.partition(":")
-    return ctx.journey.step_by_name.get(name) if kind in ("wait", "after") else None

@@ -145,8 +145,34 @@ class CustomerState:
         return streak
 
     def copy(self) -> CustomerState:
-        """An independent copy, so that a step never changes the state it was given."""
-        return CustomerState.from_dict(self.to_dict())
+        """An independent copy, so that a step never changes the state it was given.
+
+        Containers are copied one level deep: what they hold is never changed in place (tuples,
+        and the dicts of `recent` entries and timer payloads, which are replaced, not edited),
+        except a cart's items and a campaign's slots, which are copied too."""
+        cart = self.cart
+        return CustomerState(
+            customer_id=self.customer_id,
+            stage=self.stage,
+            stage_since=self.stage_since,
+            history=self.history.copy(),
+            seen=self.seen.copy(),
+            consent=self.consent.copy(),
+            email_blocked=self.email_blocked,
+            timezone=self.timezone,
+            fired=self.fired.copy(),
+            touches=self.touches.copy(),
+            purchases=self.purchases,
+            lifetime_value=self.lifetime_value,
+            last_purchase=self.last_purchase,
+            cart=None if cart is None else Cart(cart.id, cart.items.copy(), cart.currency),
+            recent=self.recent.copy(),
+            campaigns=[c.copy() for c in self.campaigns],
+            sent=self.sent.copy(),
+            consent_at=self.consent_at.copy(),
+            identifiers=self.identifiers.copy(),
+            timers=self.timers.copy(),
+        )
 
 
 def _streak_only(streak: int) -> list[list[Any]]:
@@ -160,6 +186,12 @@ def as_datetime(epoch_s: float) -> datetime:
     return datetime.fromtimestamp(epoch_s, UTC)
 
 
+def timer_of(tid: str, pending: tuple[float, str, dict[str, Any]]) -> Timer:
+    """A pending timer entry of the state (due, name, payload) as a Timer."""
+    due, name, payload = pending
+    return Timer(tid, as_datetime(due), name, dict(payload))
+
+
 def due_timers(state: CustomerState | None, until: datetime | None = None) -> list[Timer]:
     """The person's pending timers in firing order (due, then id); only those due by `until`."""
     if state is None:
@@ -168,10 +200,14 @@ def due_timers(state: CustomerState | None, until: datetime | None = None) -> li
     pending = sorted(
         (due, tid) for tid, (due, _, _) in state.timers.items() if limit is None or due <= limit
     )
-    return [
-        Timer(tid, as_datetime(due), state.timers[tid][1], dict(state.timers[tid][2]))
-        for due, tid in pending
-    ]
+    return [timer_of(tid, state.timers[tid]) for _, tid in pending]
+
+
+def first_due(state: CustomerState | None) -> float | None:
+    """Epoch seconds of the person's earliest pending timer, None without one."""
+    if state is None or not state.timers:
+        return None
+    return min(due for due, _, _ in state.timers.values())
 
 
 def encode(state: CustomerState) -> bytes:
