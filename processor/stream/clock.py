@@ -6,6 +6,7 @@ derived from every person's state, so one read and one decode of each serves the
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -108,17 +109,46 @@ async def tick(rt: Runtime) -> int:
     return sent
 
 
+class Rebuilds:
+    """At most one rebuild at a time, run beside the worker rather than inside the rebalance.
+
+    Faust awaits its rebalance-complete signal before it resumes the agents, so a rebuild
+    awaited there (a scan of every person the worker owns: seconds per million) would hold up
+    processing and readiness. Run in the background instead, it overlaps with the agents, which
+    its snapshot and the index's notes allow for (see `rebuild`); until it ends the clock fires
+    nothing (`clock_ready`), so timers come due late, never lost. A newer rebalance or a
+    revocation cancels the rebuild in hand.
+    """
+
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+        self._task: asyncio.Future[Any] | None = None
+
+    def start(self) -> None:
+        """Cancel the rebuild in hand, if any, and start another."""
+        self.cancel()
+        self._task = self._rt.app.add_future(rebuild(self._rt))
+
+    def cancel(self) -> None:
+        """Stop the rebuild in hand (the clock stays stopped until the next one ends)."""
+        self._rt.clock_ready = False
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        self._task = None
+
+
 def install(rt: Runtime) -> None:
     """Register the rebuild (timer index and stage counts) on every completed rebalance, and
     the periodic tick."""
+    rebuilds = Rebuilds(rt)
 
     @rt.app.on_rebalance_complete.connect
     async def _rebuilt(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        await rebuild(rt)
+        rebuilds.start()
 
     @rt.app.on_partitions_revoked.connect
     async def _revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        rt.clock_ready = False
+        rebuilds.cancel()
 
     @rt.app.timer(interval=rt.settings.timer_tick_s)  # type: ignore[untyped-decorator]
     async def _tick() -> None:
