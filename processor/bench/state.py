@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from processor import topics as t
 from processor.bench.kafka import partitions_of
 from processor.bench.worker import Worker
-from processor.stream.timers import partition_of
+from processor.kafka.partitioner import partition_of
 
 _REBUILT = re.compile(r"timer index rebuilt: (\d+) people .* in ([0-9.]+) s")
 

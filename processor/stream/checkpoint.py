@@ -32,8 +32,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from processor import topics as t
+from processor.kafka.partitioner import partition_of
 from processor.stream import bundles
-from processor.stream.writes import Batches, partition_of
+from processor.stream.writes import Batches
 
 #: The exit code of a worker whose output Kafka refused: it must not commit the input.
 EXIT_FAILED = 75

@@ -12,12 +12,12 @@ import time
 from typing import Any
 
 from processor import topics as t
+from processor.journey.state import first_due
 from processor.stream import observe
 from processor.stream.app import Runtime
 from processor.stream.envelope import Source, pack
 from processor.stream.journey import state_of
 from processor.stream.scan import Snapshot
-from processor.stream.timers import earliest_due
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ async def rebuild(rt: Runtime) -> int:
         if state is None:
             return
         recount.add(partition, state.stage)
-        due = earliest_due(state)
+        due = first_due(state)
         if due is not None:
             entries.append((partition, key, due))
 
@@ -97,7 +97,7 @@ async def tick(rt: Runtime) -> int:
     sent = 0
     rt.metrics.timers_pending.set(rt.timer_index.pending())
     for partition, key in candidates:
-        due = earliest_due(state_of(rt.table.get(key)))
+        due = first_due(state_of(rt.table.get(key)))
         if due is None:
             continue
         rt.timer_index.push(partition, due, key)

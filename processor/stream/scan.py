@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 from faust.stores.rocksdb import Store as RocksDBStore
 from rocksdict import ReadOptions
 
-from processor.stream.timers import partition_of
+from processor.kafka.partitioner import partition_of
 
 #: Rows read between yields to the event loop: a scan of a million keys must not starve the
 #: consumer's heartbeats (the session timeout is seconds) nor the agents.

@@ -13,21 +13,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable
 
-from aiokafka.partitioner import murmur2
-
-from processor.journey.state import CustomerState
-
-
-def partition_of(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner gives `key` (the Java client's murmur2)."""
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
-
-
-def earliest_due(state: CustomerState | None) -> float | None:
-    """Epoch seconds of the person's next timer, or None without one."""
-    if state is None or not state.timers:
-        return None
-    return min(due for due, _, _ in state.timers.values())
+from processor.journey.state import CustomerState, first_due
 
 
 class TimerIndex:
@@ -51,7 +37,7 @@ class TimerIndex:
     def note(self, partition: int, key: bytes, state: CustomerState | None) -> None:
         """Record the person's next due time after their state changed."""
         self._inflight.pop(key, None)
-        due = earliest_due(state)
+        due = first_due(state)
         if self._since_snapshot is not None:
             self._since_snapshot[key] = (partition, due)
         if due is None:

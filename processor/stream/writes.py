@@ -37,7 +37,6 @@ message.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
 import weakref
@@ -46,9 +45,9 @@ from contextvars import ContextVar
 from typing import Any
 
 import rocksdict
-from aiokafka.partitioner import DefaultPartitioner
 from faust.streams import current_event
 
+from processor.kafka.partitioner import partition_of
 from processor.stream import bundles
 
 log = logging.getLogger(__name__)
@@ -64,7 +63,6 @@ _unit: ContextVar[Unit | None] = ContextVar("unit of work", default=None)
 _partitions: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 #: The topics whose messages units bundle.
 _bundled: weakref.WeakSet[Any] = weakref.WeakSet()
-_partitioner = DefaultPartitioner()
 #: topic name -> the largest record (key and value) it takes, less a record batch's overhead.
 _limits: dict[str, int] = {}
 #: What a record batch of one record adds to its key and value, at most (Kafka's v2 format:
@@ -112,18 +110,6 @@ def bundle(topic: Any, partitions: int) -> None:
     `bundles.messages`). `partitions` must be the topic's partition count."""
     keyed(topic, partitions)
     _bundled.add(topic)
-
-
-def partition_of(key: bytes, partitions: int) -> int:
-    """The partition the producer would choose for `key` (Kafka's murmur2 partitioner)."""
-    return 0 if partitions == 1 else _murmur2_partition(key, partitions)
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _murmur2_partition(key: bytes, partitions: int) -> int:
-    # aiokafka's murmur2 is pure Python (2 % of the worker's CPU before this cache); a
-    # person's events share a key, and most arrive while it is still cached.
-    return int(_partitioner(key, range(partitions), None))
 
 
 async def produce(

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from processor import topics as t
+from processor.kafka.partitioner import partition_of
 from processor.stream import bundles
 from processor.stream.checkpoint import Checkpoint, CheckpointFailed, Layout, Step
-from processor.stream.writes import partition_of
 from tests.unit.test_writes import Batch
 
 LAYOUT = Layout({t.DEADLETTER: 8, t.CUSTOMER_EVENTS: 8, t.IDENTITY_LINKS: 1}, frozenset(

@@ -14,13 +14,14 @@ from faust.types import TP
 from rocksdict import Options, Rdict
 
 from processor import topics as t
-from processor.journey.state import CustomerState, encode
+from processor.journey.state import CustomerState, encode, first_due
+from processor.kafka.partitioner import partition_of
 from processor.metrics import Metrics
 from processor.stream.app import Runtime
 from processor.stream.clock import rebuild
 from processor.stream.observe import Observer
 from processor.stream.scan import Row, Snapshot
-from processor.stream.timers import TimerIndex, earliest_due, partition_of
+from processor.stream.timers import TimerIndex
 from processor.stream.writes import Coalesced
 
 STAGES = ("awareness", "consideration", "purchase")
@@ -202,9 +203,9 @@ async def test_a_rebuild_while_the_agent_runs_agrees_with_one_after_it(tmp_path:
     # Candidates are re-checked against the table before firing (a stale one costs a look-up):
     # none is missing, and those still due are exactly the people with a timer.
     candidates = {k for _, k in rt.timer_index.due(owned, 1e9, resend_after_s=0, limit=99_999)}
-    timed = {k for k, s in mine.items() if earliest_due(s) is not None}
+    timed = {k for k, s in mine.items() if first_due(s) is not None}
     assert timed <= candidates
-    assert {k for k in candidates if earliest_due(people[k][1]) is not None} == timed
+    assert {k for k in candidates if first_due(people[k][1]) is not None} == timed
 
     quiet = _runtime(table, owned)
     assert await rebuild(quiet) == len(timed)

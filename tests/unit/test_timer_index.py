@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from aiokafka.partitioner import DefaultPartitioner
-
-from processor.journey.state import CustomerState
-from processor.stream.timers import TimerIndex, earliest_due, partition_of
+from processor.journey.state import CustomerState, first_due
+from processor.stream.timers import TimerIndex
 
 
 def _state(*dues: float) -> CustomerState:
@@ -14,16 +12,10 @@ def _state(*dues: float) -> CustomerState:
     return s
 
 
-def test_partition_of_matches_the_producers_default_partitioner() -> None:
-    partitioner = DefaultPartitioner()
-    for key in (b"C-1", b"email:a@example.com", b"anon:ck-77f", b"x" * 200):
-        assert partition_of(key, 8) == partitioner(key, list(range(8)), list(range(8)))
-
-
-def test_earliest_due() -> None:
-    assert earliest_due(None) is None
-    assert earliest_due(_state()) is None
-    assert earliest_due(_state(30.0, 10.0, 20.0)) == 10.0
+def test_first_due() -> None:
+    assert first_due(None) is None
+    assert first_due(_state()) is None
+    assert first_due(_state(30.0, 10.0, 20.0)) == 10.0
 
 
 def test_due_returns_each_key_once_and_only_when_due() -> None:
