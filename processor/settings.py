@@ -99,15 +99,6 @@ class Settings(BaseSettings):
             "holds every group join for half of this, so short keeps start-up quick."
         ),
     )
-    commit_interval_s: float = Field(
-        default=1.0,
-        gt=0,
-        description=(
-            "The identity and journey agents' offsets (and so the produced outputs before "
-            "them) are committed this often; ingest commits each batch it handled. Shorter "
-            "means fewer replays after a crash, longer means less overhead."
-        ),
-    )
     timer_tick_s: float = Field(
         default=1.0,
         gt=0,
@@ -134,12 +125,12 @@ class Settings(BaseSettings):
         ge=1,
         description=(
             "Ingest handles at most this many inbound messages per fetch, and the identity "
-            "and journey agents acknowledge theirs in units of at most this many (a unit ends "
-            "when it is full or when no further message waits). At the end the outputs are "
-            "awaited until Kafka acknowledged them, then each changed key's changelog record "
-            "(in the agents that keep tables) is sent once (Kafka Streams' record cache), then "
-            "the offsets are committed. 1 commits after every message (slower; the outputs "
-            "are the same)."
+            "and journey agents at most this many per checkpoint (theirs ends when it is "
+            "full or when no further message waits). At a checkpoint the outputs are awaited "
+            "until Kafka acknowledged them, then each changed key's changelog record (in the "
+            "agents that keep tables) is sent once (Kafka Streams' record cache), then the "
+            "offsets are committed. 1 commits after every message (slower; the outputs are "
+            "the same)."
         ),
     )
     erasure_fence_s: float = Field(

@@ -5,87 +5,95 @@ customer-events (by person: an event with a customer id; its other identifiers, 
 identity-links as a `link`) or identity-links (one partition: the graph) or identity-routes (by
 identifier: the aliases) → journey (the state).
 
-What an agent sends to the three internal topics travels in bundles, one record per partition
-per unit (stream/bundles.py); each agent handles a bundle's messages one by one, in order.
+Each agent takes its records into one checkpoint at a time (stream/units.py); what it sends to
+the three internal topics travels in bundles, one record per partition per checkpoint
+(stream/bundles.py), and the receiving agent handles a bundle's messages one by one, in order.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from processor.stream import bundles, deadletters, observe, writes
+from processor.stream import bundles, deadletters, observe
 from processor.stream.app import Runtime
+from processor.stream.checkpoint import Checkpoint, OutputTooLarge
 from processor.stream.identity import handle_link, handle_route
 from processor.stream.journey import handle_customer
 
 log = logging.getLogger(__name__)
 
-
-async def _contained(
-    rt: Runtime, stage: str, message: Any, value: bytes | None, label: str, work: Any
-) -> None:
-    """Run `work` on `value` (the message's, or one of its bundle's); if it raises (a bug),
-    dead-letter that value instead of losing it.
-
-    Faust acks and commits a message whose handler raised (faust-pitfalls #2), and a raising
-    agent would stop its partition; neither may happen to a valid message.
-    """
-    try:
-        await work
-    except writes.OutputTooLarge as exc:  # nothing was sent for it (writes.check)
-        src = deadletters.source_of(message)
-        await deadletters.send(rt, deadletters.too_large(exc), value, src, label)
-    except Exception as exc:
-        await _failed(rt, stage, message, value, label, exc)
+#: What an agent does with one message of a record: (checkpoint, key, value, partition).
+Work = Callable[[Checkpoint, bytes, bytes, int], None]
 
 
-async def _unbundled(rt: Runtime, stage: str, message: Any) -> Sequence[tuple[bytes | None, bytes]]:
+def _each_message(rt: Runtime, stage: str, work: Work) -> Callable[[Checkpoint, Any], None]:
+    """The unit's handler of one record: `work` for each message the record carries (a bundle's
+    in order, stream/bundles.py), each contained on its own."""
+
+    def handle(cp: Checkpoint, event: Any) -> None:
+        m = event.message
+        for key, value in _unbundled(rt, cp, stage, m):
+            try:
+                work(cp, key or b"", value, m.partition)
+            except OutputTooLarge as exc:  # nothing was kept for it (Checkpoint.check)
+                src = deadletters.source_of(m)
+                deadletters.send(rt, cp, deadletters.too_large(exc), value, src, stage)
+            except Exception as exc:
+                _failed(rt, cp, stage, m, value, exc)
+
+    return handle
+
+
+def _unbundled(
+    rt: Runtime, cp: Checkpoint, stage: str, message: Any
+) -> Sequence[tuple[bytes | None, bytes]]:
     """The messages an internal record carries (stream/bundles.py). A bundle that cannot be
-    read (a bug) is dead-lettered whole, as `_contained` does with a message."""
+    read (a bug) is dead-lettered whole."""
     try:
         return bundles.messages(message.key, message.value)
     except ValueError as exc:
-        await _failed(rt, stage, message, message.value, stage, exc)
+        _failed(rt, cp, stage, message, message.value, exc)
         return ()
 
 
-async def _failed(
-    rt: Runtime, stage: str, message: Any, value: bytes | None, label: str, exc: Exception
+def _failed(
+    rt: Runtime, cp: Checkpoint, stage: str, message: Any, value: bytes | None, exc: Exception
 ) -> None:
-    """Log and count a processing error, and dead-letter `value` with the message's source."""
+    """Log and count a processing error, and dead-letter `value` with the message's source.
+
+    A message whose handling raised (a bug) is kept this way, for replay after a fix, instead
+    of being lost or stopping its partition (faust-pitfalls #2)."""
     log.error("%s failed for %s[%s]@%s", stage, message.topic, message.partition,
               message.offset, exc_info=exc)  # fmt: skip
     rt.metrics.processing_errors.labels(stage).inc()
     src = deadletters.source_of(message)
-    await deadletters.send(rt, deadletters.internal(exc), value, src, label)
+    deadletters.send(rt, cp, deadletters.internal(exc), value, src, stage)
 
 
 def install(rt: Runtime) -> None:
     """Register the agents on the app (each with concurrency 1: faust-pitfalls #1)."""
 
+    def link(cp: Checkpoint, key: bytes, value: bytes, partition: int) -> None:
+        handle_link(rt, cp, value, partition)
+
+    def route(cp: Checkpoint, key: bytes, value: bytes, partition: int) -> None:
+        handle_route(rt, cp, key, value, partition)
+
+    def journey(cp: Checkpoint, key: bytes, value: bytes, partition: int) -> None:
+        handle_customer(rt, cp, key, value, partition)
+
     @rt.app.agent(rt.identity_links, name="identity-links")
     async def links(stream: Any) -> None:
-        async for event in rt.links_unit.events(stream):
-            m = event.message
-            for _, value in await _unbundled(rt, "identity", m):
-                work = handle_link(rt, value, m.partition)
-                await _contained(rt, "identity", m, value, "identity", work)
+        await rt.links_unit.run(stream, _each_message(rt, "identity", link))
 
     @rt.app.agent(rt.identity_routes, name="identity-routes")
     async def routes(stream: Any) -> None:
-        async for event in rt.routes_unit.events(stream):
-            m = event.message
-            for key, value in await _unbundled(rt, "identity", m):
-                work = handle_route(rt, key or b"", value)
-                await _contained(rt, "identity", m, value, "identity", work)
+        await rt.routes_unit.run(stream, _each_message(rt, "identity", route))
 
     @rt.app.agent(rt.customer_events, name="journey")
-    async def journey(stream: Any) -> None:
-        async for event in rt.journey_unit.events(stream):
-            m = event.message
-            for key, value in await _unbundled(rt, "journey", m):
-                await handle_customer(rt, key or b"", value, m.partition)
+    async def journey_agent(stream: Any) -> None:
+        await rt.journey_unit.run(stream, _each_message(rt, "journey", journey))
 
     observe.install(rt)

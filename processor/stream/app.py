@@ -16,14 +16,15 @@ from processor.journey.definition import Journey
 from processor.kafka.clients import connection_kwargs
 from processor.metrics import Metrics
 from processor.settings import Settings
-from processor.stream import writes
+from processor.stream.checkpoint import Layout
 from processor.stream.fences import Fences
 from processor.stream.membership import Membership
 from processor.stream.observe import Observer
 from processor.stream.ordering import OldestFirst
 from processor.stream.restore import Tables
 from processor.stream.timers import TimerIndex
-from processor.stream.writes import Coalesced, Unit
+from processor.stream.units import Unit
+from processor.stream.writes import Coalesced
 
 if TYPE_CHECKING:
     from processor.stream.ingest import Ingest
@@ -138,11 +139,13 @@ class Runtime:
     graph: Any
     #: Identifier -> canonical key, where that is not the identifier's own key.
     aliases: Any
+    #: The declared topics as checkpoints write to them (partitions, bundles, record limits).
+    layout: Layout
     timer_index: TimerIndex = field(default_factory=TimerIndex)
     #: False while a rebalance is under way or the index is being rebuilt: no ticks then.
     clock_ready: bool = False
-    #: Each table's writes, released to its changelog at the end of its agent's unit, and the
-    #: three agents' units (stream/writes.py).
+    #: Each table's writes, released to its changelog when its agent's checkpoint commits, and
+    #: the three agents' units (stream/writes.py, stream/units.py).
     journey_writes: Coalesced = field(init=False)
     graph_writes: Coalesced = field(init=False)
     alias_writes: Coalesced = field(init=False)
@@ -172,9 +175,10 @@ class Runtime:
         self.journey_writes = Coalesced(self.table)
         self.graph_writes = Coalesced(self.graph)
         self.alias_writes = Coalesced(self.aliases)
-        self.journey_unit = Unit("journey", self.journey_writes, size)
-        self.links_unit = Unit("identity-links", self.graph_writes, size)
-        self.routes_unit = Unit("identity-routes", self.alias_writes, size)
+        app, layout = self.app, self.layout
+        self.journey_unit = Unit("journey", app, layout, (self.journey_writes,), size)
+        self.links_unit = Unit("identity-links", app, layout, (self.graph_writes,), size)
+        self.routes_unit = Unit("identity-routes", app, layout, (self.alias_writes,), size)
         window = self.settings.erasure_fence_s
         self.fences = Fences(self.journey_writes, window)
         self.graph_fences = Fences(self.graph_writes, window)
@@ -233,7 +237,6 @@ def create_app(
         broker_rebalance_timeout=settings.rebalance_timeout_s,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
-        broker_commit_interval=settings.commit_interval_s,
         producer_max_request_size=MAX_REQUEST_BYTES,
         producer_linger=PRODUCER_LINGER_S,
         # Start from the oldest retained event: a new deployment must not skip what is waiting.
@@ -290,24 +293,7 @@ def create_app(
         transitions=app.topic(t.TRANSITIONS, **raw),
         table=bytes_table(t.JOURNEY_TABLE, t.CUSTOMER_EVENTS),
         partitions=specs[t.CUSTOMER_EVENTS].partitions,
+        layout=Layout.of(specs),
         erasure_days=_whole_days(t.copies_gone_within(specs)),
     )
-    # What ingest and the journey agent make is checked against these before it is kept or
-    # sent (writes.check); the other agents' messages are small.
-    for name, spec in specs.items():
-        writes.limit_records(name, t.record_limit(spec))
-    # What the agents send to the internal topics travels in bundles (stream/bundles.py).
-    for topic, name in (
-        (rt.customer_events, t.CUSTOMER_EVENTS),
-        (rt.identity_links, t.IDENTITY_LINKS),
-        (rt.identity_routes, t.IDENTITY_ROUTES),
-    ):
-        writes.bundle(topic, specs[name].partitions)
-    # The outputs' partitions are chosen with a cached hash of the key (writes.keyed).
-    for topic, name in (
-        (rt.actions, t.ACTIONS),
-        (rt.transitions, t.TRANSITIONS),
-        (rt.deadletter, t.DEADLETTER),
-    ):
-        writes.keyed(topic, specs[name].partitions)
     return rt

@@ -28,7 +28,7 @@ from __future__ import annotations
 import enum
 import itertools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from processor import topics as t
@@ -61,26 +61,56 @@ class CheckpointFailed(RuntimeError):
 class Store(Protocol):
     """A table's changes made within one checkpoint (steps 2 and 3)."""
 
-    async def acknowledge(self) -> None:
+    async def acknowledge(self) -> object:
         """Send the changed keys' changelog records and wait until Kafka acknowledged them."""
 
     def write_local(self) -> None:
         """Write the acknowledged changes to the local store, with their changelog offsets."""
 
 
+#: What a record batch of one record adds to its key and value, at most (Kafka's v2 format:
+#: a 61-byte header, the record's varints, attributes and header count), rounded up.
+BATCH_OVERHEAD = 128
+
+
+class OutputTooLarge(ValueError):
+    """A record larger than its topic takes: Kafka would refuse it, so it is never sent, and the
+    input it was made for is dead-lettered as `too_large` instead (`Checkpoint.check`)."""
+
+    def __init__(self, what: str, topic: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"{what} would be a record of {size + BATCH_OVERHEAD:,} bytes with its batch; "
+            f"{topic} takes at most {limit + BATCH_OVERHEAD:,} (max.message.bytes)"
+        )
+
+
 @dataclass(frozen=True)
 class Layout:
-    """What a checkpoint knows of the topics it writes to: their partition counts, and which
-    of them carry bundles."""
+    """What a checkpoint knows of the topics it writes to: their partition counts, which of
+    them carry bundles, and the largest record (key and value) each takes."""
 
     partitions: Mapping[str, int]
     bundled: frozenset[str]
+    limits: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
     def of(cls, specs: Mapping[str, t.TopicSpec]) -> Layout:
         """The layout of the declared topics: the three internal topics carry bundles."""
         internal = frozenset({t.CUSTOMER_EVENTS, t.IDENTITY_LINKS, t.IDENTITY_ROUTES})
-        return cls({name: spec.partitions for name, spec in specs.items()}, internal)
+        return cls(
+            {name: spec.partitions for name, spec in specs.items()},
+            internal,
+            {name: t.record_limit(spec) - BATCH_OVERHEAD for name, spec in specs.items()},
+        )
+
+    def check(self, topic: str, key: bytes | None, value: bytes | None, what: str) -> None:
+        """Raise OutputTooLarge if this record would not fit `topic`. Called before anything is
+        kept for the input: a record Kafka refuses at the commit would stop the worker, and
+        the replay would meet it again."""
+        limit = self.limits.get(topic)
+        size = len(key or b"") + len(value or b"")
+        if limit is not None and size > limit:
+            raise OutputTooLarge(what, topic, size, limit)
 
 
 Commit = Callable[[dict[Any, int]], Awaitable[None]]
@@ -107,6 +137,10 @@ class Checkpoint:
     def consumed(self, tp: Any, offset: int) -> None:
         """The input at `offset` of `tp` is handled: commit past it."""
         self.offsets[tp] = offset + 1
+
+    def check(self, topic: str, key: bytes | None, value: bytes | None, what: str) -> None:
+        """Raise OutputTooLarge if this record would not fit `topic` (`Layout.check`)."""
+        self._layout.check(topic, key, value, what)
 
     def send(self, topic: str, key: bytes | None, value: bytes) -> None:
         """Keep one record for `topic`: in a bundle for a bundled topic, else in the record

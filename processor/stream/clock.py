@@ -43,8 +43,8 @@ async def rebuild(rt: Runtime) -> int:
     # snapshot is taken, and the agent's timer notes from here on win over it (timers.py).
     recount = observe.Recount(rt, owned)
     snapshot = Snapshot(rt.table, rt.partitions, owned)
-    # The journey unit in hand reaches the store only when it ends (stream/writes.py); at this
-    # instant its changes are part of the table as much as what the snapshot shows.
+    # The journey checkpoint in hand reaches the store only when it commits (stream/writes.py);
+    # at this instant its changes are part of the table as much as what the snapshot shows.
     unreleased = {
         key: (partition, raw)
         for key, (partition, raw) in rt.journey_writes.unreleased().items()

@@ -1,4 +1,4 @@
-"""Sending dead letters from any agent, with the inbound message's coordinates."""
+"""Dead letters from ingest and the agents, with the inbound message's coordinates."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from processor import topics as t
 from processor.decode import Rejection, dead_letter
 from processor.events import Channel
 from processor.messages import ErrorKind, to_json
-from processor.stream import writes
 from processor.stream.app import Runtime
+from processor.stream.checkpoint import Checkpoint, OutputTooLarge
 from processor.stream.envelope import Source
 
 CHANNEL_OF_TOPIC = {t.WEB: Channel.web, t.EMAIL: Channel.email, t.STORE: Channel.store}
@@ -52,14 +52,14 @@ def letter(
     return to_json(record)
 
 
-async def send(
-    rt: Runtime, rejection: Rejection, value: bytes | None, src: Source, label: str
+def send(
+    rt: Runtime, cp: Checkpoint, rejection: Rejection, value: bytes | None, src: Source, label: str
 ) -> None:
-    """Dead-letter one message from an agent and count it."""
-    await writes.send(rt.deadletter, src.key, letter(rt, rejection, value, src, label))
+    """Dead-letter one message into the checkpoint, and count it."""
+    cp.send(t.DEADLETTER, src.key, letter(rt, rejection, value, src, label))
 
 
-def too_large(exc: writes.OutputTooLarge) -> Rejection:
+def too_large(exc: OutputTooLarge) -> Rejection:
     """The rejection for a valid message whose outputs its topics would refuse."""
     return Rejection(ErrorKind.too_large, str(exc), ())
 

@@ -42,11 +42,17 @@ Fence = tuple[float, float]  # (erasure requested at, expires at), epoch seconds
 
 
 class Store(Protocol):
-    """What fences need of a table: a dict will do; the agents pass their coalesced writes."""
+    """What fences need of one partition of a table: a dict will do."""
 
     def get(self, key: bytes, default: bytes | None = None, /) -> bytes | None: ...
     def __setitem__(self, key: bytes, value: bytes, /) -> None: ...
     def pop(self, key: bytes, default: bytes | None = None, /) -> bytes | None: ...
+
+
+class Table(Protocol):
+    """What fences need of a table: its partitions (the agents pass their coalesced writes)."""
+
+    def at(self, partition: int, /) -> Store: ...
 
 
 def key_of(partition: int, bucket: str | None = None) -> bytes:
@@ -79,15 +85,15 @@ class Fences:
     (`[expires]` per bucket in a summary, `[requested, expires]` per digest in a bucket).
     """
 
-    def __init__(self, table: Store, window_s: float) -> None:
+    def __init__(self, table: Table, window_s: float) -> None:
         self._table = table
         self._window_s = window_s
         #: key -> (stored bytes, value, earliest expiry in it)
         self._cache: dict[bytes, tuple[bytes, dict[str, list[float]], float]] = {}
 
-    def _read(self, key: bytes) -> tuple[dict[str, list[float]], float]:
+    def _read(self, store: Store, key: bytes) -> tuple[dict[str, list[float]], float]:
         """The value at `key` and its earliest expiry (inf for none)."""
-        raw = self._table.get(key)
+        raw = store.get(key)
         if raw is None:
             self._cache.pop(key, None)
             return {}, float("inf")
@@ -103,21 +109,22 @@ class Fences:
         self._cache[key] = cached
         return cached
 
-    def _write(self, key: bytes, value: dict[str, list[float]]) -> float:
+    def _write(self, store: Store, key: bytes, value: dict[str, list[float]]) -> float:
         """Store `value` (none deletes the key); returns its earliest expiry."""
         if not value:
-            self._table.pop(key, None)
+            store.pop(key, None)
             self._cache.pop(key, None)
             return float("inf")
         raw = orjson.dumps({"fences": value})
-        self._table[key] = raw
+        store[key] = raw
         return self._remember(key, raw, value)[2]
 
     def live(self, partition: int, now: datetime) -> bool:
         """Delete the fences of `partition` whose window has passed; are any left?
 
         One look-up per message when the partition has no fences (the usual case)."""
-        summary, earliest = self._read(key_of(partition))
+        store = self._table.at(partition)
+        summary, earliest = self._read(store, key_of(partition))
         if not summary:
             return False
         t = now.timestamp()
@@ -127,22 +134,24 @@ class Fences:
         for b, (expires,) in list(summary.items()):
             if expires <= t:
                 key = key_of(partition, b)
-                left = self._write(key, {d: f for d, f in self._read(key)[0].items() if f[1] > t})
+                kept = {d: f for d, f in self._read(store, key)[0].items() if f[1] > t}
+                left = self._write(store, key, kept)
                 if left == float("inf"):
                     del summary[b]
                 else:
                     summary[b] = [left]
-        self._write(key_of(partition), summary)
+        self._write(store, key_of(partition), summary)
         return bool(summary)
 
     def blocks(self, partition: int, names: Iterable[str], occurred: datetime) -> bool:
         """Does a fence here cover one of `names` for an event that occurred then?"""
-        summary = self._read(key_of(partition))[0]
+        store = self._table.at(partition)
+        summary = self._read(store, key_of(partition))[0]
         when = occurred.timestamp()
         for name in names:
             d = digest(name)
             if d[:2] in summary:
-                fence = self._read(key_of(partition, d[:2]))[0].get(d)
+                fence = self._read(store, key_of(partition, d[:2]))[0].get(d)
                 if fence is not None and when <= fence[0]:
                     return True
         return False
@@ -152,9 +161,10 @@ class Fences:
         if self._window_s <= 0:
             return
         fence = [requested.timestamp(), now.timestamp() + self._window_s]
-        summary = dict(self._read(key_of(partition))[0])
+        store = self._table.at(partition)
+        summary = dict(self._read(store, key_of(partition))[0])
         for name in names:
             d = digest(name)
             key = key_of(partition, d[:2])
-            summary[d[:2]] = [self._write(key, {**self._read(key)[0], d: fence})]
-        self._write(key_of(partition), summary)
+            summary[d[:2]] = [self._write(store, key, {**self._read(store, key)[0], d: fence})]
+        self._write(store, key_of(partition), summary)

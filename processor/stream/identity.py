@@ -27,42 +27,47 @@ from typing import Any
 
 import orjson
 
+from processor import topics as t
 from processor.events import ControlCommand, Identity
 from processor.identity import graph
 from processor.stream.app import Runtime
+from processor.stream.checkpoint import Checkpoint
 from processor.stream.envelope import Source, pack, unpack
 from processor.stream.fences import count_dropped
-from processor.stream.writes import send
+from processor.stream.writes import Partition
 
 IDENTITY = "identity"
 
 
-def _lookup(rt: Runtime) -> graph.Lookup:
+def _lookup(graph_table: Partition) -> graph.Lookup:
     def get(node: str) -> graph.NodeRecord | None:
-        raw = rt.graph_writes.get(node.encode())
+        raw = graph_table.get(node.encode())
         return None if raw is None else graph.NodeRecord.from_json(orjson.loads(raw))
 
     return get
 
 
-async def _apply(rt: Runtime, change: graph.Change, src: Source, at: str) -> None:
+def _apply(
+    rt: Runtime, cp: Checkpoint, graph_table: Partition, change: graph.Change, src: Source,
+    at: str,
+) -> None:  # fmt: skip
     """Store the graph's change and tell each moved identifier's route partition; `at` is when
     the event or erase command that changed it happened (a merge's time)."""
     for node, record in change.records.items():
         if record is None:
-            rt.graph_writes.pop(node.encode())
+            graph_table.pop(node.encode())
         else:
-            rt.graph_writes[node.encode()] = orjson.dumps(record.to_json())
+            graph_table[node.encode()] = orjson.dumps(record.to_json())
     for node, (old, new) in sorted(change.moved.items()):
         alias: dict[str, Any] = {"node": node, "old": old, "new": new, "at": at}
-        await send(rt.identity_routes, node.encode(), pack("alias", alias, IDENTITY, src))
+        cp.send(t.IDENTITY_ROUTES, node.encode(), pack("alias", alias, IDENTITY, src))
     m = rt.metrics
     m.identity_links.inc(change.links_added)
     if change.conflict:
         m.identity_conflicts.inc()
 
 
-async def handle_link(rt: Runtime, value: bytes, partition: int) -> None:
+def handle_link(rt: Runtime, cp: Checkpoint, value: bytes, partition: int) -> None:
     """A linking event or an erase command: update the graph, then pass it on by person. A
     `link` (the identity of an event with a customer id, whose event went to its person from
     ingest) only updates the graph."""
@@ -70,14 +75,15 @@ async def handle_link(rt: Runtime, value: bytes, partition: int) -> None:
     now = datetime.now(UTC)
     fences = rt.graph_fences
     fenced = fences.live(partition, now)
+    graph_table = rt.graph_writes.at(partition)
     if kind == "control":
         command = ControlCommand.model_validate(payload)  # validated at ingest
         named = graph.KIND_PREFIX[command.identifier[0]] + command.identifier[1]
-        change = graph.erase(_lookup(rt), named)
+        change = graph.erase(_lookup(graph_table), named)
         requested = command.requested_at
         person = "c:" + change.canonical if graph.is_customer_key(change.canonical) else named
         fences.add(partition, sorted({person, named, *change.moved}), requested, now)
-        await _apply(rt, change, src, str(payload["requested_at"]))
+        _apply(rt, cp, graph_table, change, src, str(payload["requested_at"]))
     else:
         nodes = graph.nodes_of(Identity.model_validate(payload["identity"]))
         occurred = str(payload["occurred_at"])
@@ -86,38 +92,39 @@ async def handle_link(rt: Runtime, value: bytes, partition: int) -> None:
             if kind == "event":  # (a link's event meets the journey agent's fence)
                 count_dropped(rt.metrics, IDENTITY, label)
             return
-        change = graph.link(_lookup(rt), nodes)
-        await _apply(rt, change, src, occurred)
+        change = graph.link(_lookup(graph_table), nodes)
+        _apply(rt, cp, graph_table, change, src, occurred)
         if kind == "link":
             return
-    await send(rt.customer_events, change.canonical.encode(), value)
+    cp.send(t.CUSTOMER_EVENTS, change.canonical.encode(), value)
 
 
-async def handle_route(rt: Runtime, key: bytes, value: bytes) -> None:
+def handle_route(rt: Runtime, cp: Checkpoint, key: bytes, value: bytes, partition: int) -> None:
     """An event of one identifier, or an alias update for it."""
     kind, _, payload, src = unpack(value)
     node = key.decode()
+    aliases = rt.alias_writes.at(partition)
     if kind != "alias":
-        alias = rt.alias_writes.get(key)
+        alias = aliases.get(key)
         target = alias if alias is not None else graph.key_of(node).encode()
-        await send(rt.customer_events, target, value)
+        cp.send(t.CUSTOMER_EVENTS, target, value)
         return
     old, new = str(payload["old"]), payload["new"]
     own = graph.key_of(node)
     if new is None:
         # Erased: forget the alias, and wipe whatever the identifier's own key still holds.
-        rt.alias_writes.pop(key)
+        aliases.pop(key)
         # (An alias written before aliases carried `at` names the erasure's `requested_at`.)
         erased = {"requested_at": payload.get("at") or payload["requested_at"]}
-        await send(rt.customer_events, own.encode(), pack("purge", erased, IDENTITY, src))
+        cp.send(t.CUSTOMER_EVENTS, own.encode(), pack("purge", erased, IDENTITY, src))
         return
     if new == own:
-        rt.alias_writes.pop(key)
+        aliases.pop(key)
     else:
-        rt.alias_writes[key] = str(new).encode()
+        aliases[key] = str(new).encode()
     if old != new and not graph.is_customer_key(old):
         # An anonymous person turned out to be `new`: hand their profile over. A customer id is
         # never merged into another: when a conflict moves an identifier from one customer to
         # another (the smaller id), only the identifier's future events change hands.
         merge: dict[str, Any] = {"into": new, "at": payload.get("at")}
-        await send(rt.customer_events, old.encode(), pack("merge", merge, IDENTITY, src))
+        cp.send(t.CUSTOMER_EVENTS, old.encode(), pack("merge", merge, IDENTITY, src))

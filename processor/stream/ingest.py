@@ -32,9 +32,9 @@ from processor.decode import Rejection, decode_control, decode_touchpoint
 from processor.events import ControlCommand, Touchpoint
 from processor.identity.graph import KIND_PREFIX, is_anchor, key_of, nodes_of
 from processor.kafka.clients import connection_kwargs
-from processor.stream import deadletters, writes
+from processor.stream import deadletters
 from processor.stream.app import FETCH_MAX_WAIT_MS, MAX_REQUEST_BYTES, PRODUCER_LINGER_S, Runtime
-from processor.stream.checkpoint import EXIT_FAILED, Checkpoint, Layout
+from processor.stream.checkpoint import EXIT_FAILED, Checkpoint, OutputTooLarge
 from processor.stream.envelope import Source, pack
 from processor.stream.membership import Membership
 from processor.stream.ordering import oldest_first
@@ -74,7 +74,7 @@ def handle_inbound(rt: Runtime, cp: Checkpoint, record: Any) -> None:
     else:
         result = decode_touchpoint(record.value, channel, now, max_bytes=limit)
     if isinstance(result, Rejection):
-        cp.send(t.DEADLETTER, src.key, deadletters.letter(rt, result, record.value, src, label))
+        deadletters.send(rt, cp, result, record.value, src, label)
         return
     payload = result.model_dump(mode="json")
     if isinstance(result, ControlCommand):
@@ -93,10 +93,9 @@ def handle_inbound(rt: Runtime, cp: Checkpoint, record: Any) -> None:
     # The only message here that can be large: it must fit the internal topic before it goes
     # (a TOUCHPOINT_MAX_EVENT_BYTES above that topic's limit makes it `too_large`).
     try:
-        writes.check(topic, key.encode(), value, "the validated event")
-    except writes.OutputTooLarge as exc:
-        letter = deadletters.letter(rt, deadletters.too_large(exc), record.value, src, label)
-        cp.send(t.DEADLETTER, src.key, letter)
+        cp.check(topic, key.encode(), value, "the validated event")
+    except OutputTooLarge as exc:
+        deadletters.send(rt, cp, deadletters.too_large(exc), record.value, src, label)
         return
     cp.send(topic, key.encode(), value)
     if customer is not None and len(nodes) > 1:
@@ -113,10 +112,8 @@ def _contained(rt: Runtime, cp: Checkpoint, record: Any) -> None:
         log.error("ingest failed for %s[%s]@%s", record.topic, record.partition, record.offset,
                   exc_info=exc)  # fmt: skip
         rt.metrics.processing_errors.labels("ingest").inc()
-        src = _source(record)
         label = deadletters.label_of(record.topic)
-        letter = deadletters.letter(rt, deadletters.internal(exc), record.value, src, label)
-        cp.send(t.DEADLETTER, src.key, letter)
+        deadletters.send(rt, cp, deadletters.internal(exc), record.value, _source(record), label)
 
 
 class Ingest(Service):
@@ -125,7 +122,6 @@ class Ingest(Service):
     def __init__(self, rt: Runtime, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.rt = rt
-        self.layout = Layout.of(t.load(rt.settings.topics_dir))
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         #: Held while a batch is in hand; a rebalance and the stop wait for it.
@@ -205,7 +201,7 @@ class Ingest(Service):
             async with self.batch_lock:
                 if self.should_stop:
                     return  # not committed: the next owner reads the batch again
-                cp = Checkpoint(producer, self.layout, self._commit)
+                cp = Checkpoint(producer, rt.layout, self._commit)
                 for tp, record in oldest_first(fetched):
                     _contained(rt, cp, record)
                     cp.consumed(tp, record.offset)

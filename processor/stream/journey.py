@@ -15,9 +15,11 @@ from processor.journey.engine import EventInput, Outcome, erase, fire_due, step
 from processor.journey.merge import absorb
 from processor.journey.state import CustomerState
 from processor.messages import to_json
-from processor.stream import deadletters, fences, observe, writes
+from processor.stream import deadletters, fences, observe
 from processor.stream.app import Runtime
+from processor.stream.checkpoint import Checkpoint, OutputTooLarge
 from processor.stream.envelope import Source, pack, unpack
+from processor.stream.writes import Partition
 
 log = logging.getLogger(__name__)
 #: Identity messages made here have no inbound coordinates.
@@ -46,32 +48,35 @@ def _moved(to: str) -> bytes:
     return orjson.dumps({"moved": to})
 
 
-async def _emit(rt: Runtime, key: bytes, partition: int, out: Outcome, now: datetime) -> None:
+def _emit(
+    rt: Runtime, cp: Checkpoint, table: Partition, key: bytes, partition: int, out: Outcome,
+    now: datetime,
+) -> None:  # fmt: skip
     """Keep the outcome's state and send what it emits. Every record is made and checked
-    against its topic's limit first (writes.check): one that does not fit raises before
+    against its topic's limit first (Checkpoint.check): one that does not fit raises before
     anything is kept, so the input is dead-lettered whole instead of half applied."""
     state = None if out.state is None else stored.encode(out.state)
-    writes.check(t.JOURNEY_CHANGELOG, key, state, "the person's state")
+    cp.check(t.JOURNEY_CHANGELOG, key, state, "the person's state")
     transitions = [(tr, tr.customer_id.encode(), to_json(tr)) for tr in out.transitions]
     actions = [(a, a.customer_id.encode(), to_json(a)) for a in out.actions]
     for _, k, v in transitions:
-        writes.check(t.TRANSITIONS, k, v, "a transition")
+        cp.check(t.TRANSITIONS, k, v, "a transition")
     for a, k, v in actions:
-        writes.check(t.ACTIONS, k, v, f"the {a.template} action")
+        cp.check(t.ACTIONS, k, v, f"the {a.template} action")
     if state is None:
-        rt.journey_writes.pop(key)
+        table.pop(key)
     else:
-        rt.journey_writes[key] = state
+        table[key] = state
     rt.timer_index.note(partition, key, out.state)
     m = rt.metrics
     for fire in out.fired:
         m.timers_fired.inc()
         m.timer_lateness.observe(max(0.0, (now - fire.due).total_seconds()))
     for tr, k, v in transitions:
-        await writes.send(rt.transitions, k, v)
+        cp.send(t.TRANSITIONS, k, v)
         m.child(m.transitions, tr.from_stage or "none", tr.to_stage).inc()
     for a, k, v in actions:
-        await writes.send(rt.actions, k, v)
+        cp.send(t.ACTIONS, k, v)
         m.child(m.actions, a.action.value, a.template).inc()
     for rule, reason in out.suppressed:
         m.child(m.actions_suppressed, rule, reason).inc()
@@ -81,18 +86,18 @@ async def _emit(rt: Runtime, key: bytes, partition: int, out: Outcome, now: date
         m.cross_channel_conversions.inc()
 
 
-async def _merge(
-    rt: Runtime, key_raw: bytes, held: CustomerState | str | None, payload: dict[str, Any]
-) -> None:
+def _merge(
+    cp: Checkpoint, table: Partition, key_raw: bytes, held: CustomerState | str | None,
+    payload: dict[str, Any],
+) -> None:  # fmt: skip
     """Hand this key's person over to `payload["into"]`, and leave a marker that points there."""
     into = str(payload["into"])
     if into == key_raw.decode():
         return
     if isinstance(held, CustomerState):
         body = {"into": into, "at": payload.get("at"), "state": held.to_dict()}
-        absorb_it = pack("absorb", body, "identity", _NOWHERE)
-        await writes.send(rt.customer_events, into.encode(), absorb_it)
-    rt.journey_writes[key_raw] = _moved(into)
+        cp.send(t.CUSTOMER_EVENTS, into.encode(), pack("absorb", body, "identity", _NOWHERE))
+    table[key_raw] = _moved(into)
 
 
 def _requested(payload: dict[str, Any]) -> datetime:
@@ -109,10 +114,13 @@ def _processed(rt: Runtime, label: str, event: Touchpoint, now: datetime) -> Non
     observe.event_processed(rt, label, event.occurred_at, now)
 
 
-async def handle_customer(rt: Runtime, key_raw: bytes, value: bytes, partition: int) -> None:
+def handle_customer(
+    rt: Runtime, cp: Checkpoint, key_raw: bytes, value: bytes, partition: int
+) -> None:
     """Apply one event, timer, command or identity message to the person at `key_raw`."""
     key = key_raw.decode()
     kind, label, payload, src = unpack(value)
+    table = rt.journey_writes.at(partition)
     try:
         now = datetime.now(UTC)
         other = CustomerState.from_dict(payload["state"]) if kind == "absorb" else None
@@ -127,19 +135,19 @@ async def handle_customer(rt: Runtime, key_raw: bytes, value: bytes, partition: 
             if rt.fences.blocks(partition, (key,), occurred):
                 fences.count_dropped(rt.metrics, "journey", label)
                 return
-        held = held_at(rt.journey_writes.get(key_raw))
+        held = held_at(table.get(key_raw))
         if isinstance(held, str) and kind in ("event", "absorb", "control"):
             # This key's person now lives at `held`: follow them (a late or replayed message).
-            await writes.send(rt.customer_events, held.encode(), value)
+            cp.send(t.CUSTOMER_EVENTS, held.encode(), value)
             return
         state = held if isinstance(held, CustomerState) else None
         if kind == "merge":
-            await _merge(rt, key_raw, held, payload)
-            observe.settled(rt, partition, state, rt.journey_writes.get(key_raw))
+            _merge(cp, table, key_raw, held, payload)
+            observe.settled(rt, partition, state, table.get(key_raw))
             return
         if kind == "purge":
             rt.fences.add(partition, (key,), _requested(payload), now)
-            rt.journey_writes.pop(key_raw)
+            table.pop(key_raw)
             rt.timer_index.note(partition, key_raw, None)
             observe.settled(rt, partition, state, None)
             return
@@ -166,16 +174,16 @@ async def handle_customer(rt: Runtime, key_raw: bytes, value: bytes, partition: 
                 _processed(rt, label, event, now)
                 rt.metrics.child(rt.metrics.duplicates, label).inc()
                 return
-        await _emit(rt, key_raw, partition, out, now)
+        _emit(rt, cp, table, key_raw, partition, out, now)
         if event is not None:
             _processed(rt, label, event, now)
         observe.emitted(rt, partition, state, out, src)
-    except writes.OutputTooLarge as exc:
+    except OutputTooLarge as exc:
         # What this message makes would not fit its topic: nothing of it was kept (_emit).
-        await deadletters.send(rt, deadletters.too_large(exc), orjson.dumps(payload), src, label)
+        deadletters.send(rt, cp, deadletters.too_large(exc), orjson.dumps(payload), src, label)
     except Exception as exc:
         # Faust would ack and commit a message whose handler raised, losing it silently
         # (faust-pitfalls #2). Dead-lettering keeps it, with the reason, for replay after a fix.
         log.exception("processing failed for %s[%s]@%s", src.topic, src.partition, src.offset)
         rt.metrics.processing_errors.labels("journey").inc()
-        await deadletters.send(rt, deadletters.internal(exc), orjson.dumps(payload), src, label)
+        deadletters.send(rt, cp, deadletters.internal(exc), orjson.dumps(payload), src, label)

@@ -11,7 +11,14 @@ import pytest
 from processor import topics as t
 from processor.kafka.partitioner import partition_of
 from processor.stream import bundles
-from processor.stream.checkpoint import Checkpoint, CheckpointFailed, Layout, Step
+from processor.stream.checkpoint import (
+    BATCH_OVERHEAD,
+    Checkpoint,
+    CheckpointFailed,
+    Layout,
+    OutputTooLarge,
+    Step,
+)
 from tests.unit.test_writes import Batch
 
 LAYOUT = Layout({t.DEADLETTER: 8, t.CUSTOMER_EVENTS: 8, t.IDENTITY_LINKS: 1}, frozenset(
@@ -125,3 +132,17 @@ def test_records_without_a_key_spread_over_the_partitions() -> None:
         cp.send(t.DEADLETTER, None, b"letter")
     asyncio.run(cp.commit())
     assert {partition for _, partition, _ in producer.sent} == set(range(8))
+
+
+def test_a_record_larger_than_its_topic_takes_is_refused_before_it_is_kept() -> None:
+    layout = Layout({"small.topic": 1}, frozenset(), {"small.topic": 1000 - BATCH_OVERHEAD})
+    layout.check("small.topic", b"k", b"v" * (1000 - BATCH_OVERHEAD - 1), "a record")
+    with pytest.raises(OutputTooLarge) as refused:
+        layout.check(
+            "small.topic", b"k", b"v" * (1000 - BATCH_OVERHEAD), "the cart_reminder action"
+        )
+    assert str(refused.value) == (
+        "the cart_reminder action would be a record of 1,001 bytes with its batch; small.topic "
+        "takes at most 1,000 (max.message.bytes)"
+    )
+    layout.check("unlimited.topic", None, b"v" * 10_000_000, "a record")  # Kafka decides

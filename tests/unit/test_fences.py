@@ -12,8 +12,15 @@ from processor.stream.fences import Fences
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
+class Table(dict[bytes, bytes]):
+    """A plain dict as every partition of the table (keys name their partition anyway)."""
+
+    def at(self, partition: int) -> Table:
+        return self
+
+
 def test_a_fence_blocks_what_happened_before_the_request_and_nothing_after() -> None:
-    table: dict[bytes, bytes] = {}
+    table = Table()
     f = Fences(table, window_s=3600)
     f.add(3, ["e:ana@example.com"], requested=T0, now=T0 + timedelta(seconds=5))
     assert f.blocks(3, ["a:ck", "e:ana@example.com"], T0)
@@ -29,7 +36,7 @@ def test_a_fence_blocks_what_happened_before_the_request_and_nothing_after() -> 
 
 
 def test_fences_expire_with_the_first_message_after_their_window() -> None:
-    table: dict[bytes, bytes] = {}
+    table = Table()
     f = Fences(table, window_s=60)
     f.add(0, ["c:C-1"], requested=T0, now=T0)
     f.add(0, ["c:C-2"], requested=T0, now=T0 + timedelta(seconds=30))
@@ -44,7 +51,7 @@ def test_fences_expire_with_the_first_message_after_their_window() -> None:
 
 
 def test_the_cache_follows_the_table_after_a_restore() -> None:
-    table: dict[bytes, bytes] = {}
+    table = Table()
     f = Fences(table, window_s=60)
     f.add(1, ["c:C-1"], requested=T0, now=T0)
     other = Fences(table, window_s=60)  # a restart: the table came back from the changelog
@@ -54,7 +61,7 @@ def test_the_cache_follows_the_table_after_a_restore() -> None:
 
 
 def test_many_fences_spread_over_buckets_and_a_zero_window_keeps_none() -> None:
-    table: dict[bytes, bytes] = {}
+    table = Table()
     f = Fences(table, window_s=60)
     names = [f"c:C-{n}" for n in range(3000)]
     for n in range(0, len(names), 3):  # erasures of three names each
@@ -68,6 +75,6 @@ def test_many_fences_spread_over_buckets_and_a_zero_window_keeps_none() -> None:
     assert sum(f.blocks(0, [name], T0) for name in names) == 3000 - 3 * len(range(0, 1501, 3))
     f.live(0, T0 + timedelta(seconds=91))
     assert table == {}
-    off: dict[bytes, bytes] = {}
+    off = Table()
     Fences(off, window_s=0).add(0, ["c:C-1"], requested=T0, now=T0)
     assert off == {}

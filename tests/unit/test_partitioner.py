@@ -38,3 +38,8 @@ def test_partition_of_matches_the_producers_default_partitioner() -> None:
         for partitions in (1, 3, 8, 12):
             every = list(range(partitions))
             assert partition_of(key, partitions) == partitioner(key, every, every)
+
+
+def test_partition_of_is_what_the_java_client_chooses() -> None:
+    # Utils.toPositive(Utils.murmur2(key)) % 8, kafka-clients 4.1.2: other producers agree.
+    assert [partition_of(k, 8) for k in (b"C-1", b"C-2", b"anon:ck-1")] == [7, 2, 7]

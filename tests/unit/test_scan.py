@@ -146,14 +146,13 @@ def _person(n: int, stage: str, due: float | None) -> CustomerState:
     return s
 
 
-def _runtime(table: Any, owned: set[int], partition: list[int] | None = None) -> Runtime:
-    """What the rebuild uses of the runtime; the journey's writes go to `partition[0]`."""
+def _runtime(table: Any, owned: set[int]) -> Runtime:
+    """What the rebuild uses of the runtime."""
     actives = {TP(t.CUSTOMER_EVENTS, p) for p in owned}
-    where = partition if partition is not None else [0]
     rt = SimpleNamespace(
         app=SimpleNamespace(assignor=SimpleNamespace(assigned_actives=lambda: actives)),
         table=table,
-        journey_writes=Coalesced(table, partition_of=lambda: where[0]),
+        journey_writes=Coalesced(table),
         partitions=4,
         timer_index=TimerIndex(),
         observer=Observer(),
@@ -215,22 +214,19 @@ async def test_a_rebuild_while_the_agent_runs_agrees_with_one_after_it(tmp_path:
 async def test_a_rebuild_counts_the_unit_in_hand_whose_changes_are_not_stored_yet(
     tmp_path: Path,
 ) -> None:
-    """The journey's changes reach the store when its unit ends (stream/writes.py). A rebuild
-    while a unit is in hand sees them as the table's contents all the same: a person's new
+    """The journey's changes reach the store when its checkpoint commits (stream/writes.py). A
+    rebuild while a unit is in hand sees them as the table's contents all the same: a person's new
     timer, a new person, a deletion; not a partition this worker does not own."""
     table = _rocksdb_table(tmp_path)
     _put(table, 0, b"C-1", encode(_person(1, "awareness", None)))
     _put(table, 1, b"C-3", encode(_person(3, "awareness", 300.0)))
     _put(table, 0, b"C-4", encode(_person(4, "awareness", 400.0)))
-    partition = [0]
-    rt = _runtime(table, {0, 1}, partition)
+    rt = _runtime(table, {0, 1})
     w = rt.journey_writes
-    w[b"C-1"] = encode(_person(1, "consideration", 100.0))  # a timer where there was none
-    w.pop(b"C-4")  # gone
-    partition[0] = 1
-    w[b"C-2"] = encode(_person(2, "awareness", 200.0))  # new
-    partition[0] = 2
-    w[b"C-9"] = encode(_person(9, "awareness", 900.0))  # not ours
+    w.at(0)[b"C-1"] = encode(_person(1, "consideration", 100.0))  # a timer where there was none
+    w.at(0).pop(b"C-4")  # gone
+    w.at(1)[b"C-2"] = encode(_person(2, "awareness", 200.0))  # new
+    w.at(2)[b"C-9"] = encode(_person(9, "awareness", 900.0))  # not ours
     assert await rebuild(rt) == 3
     due = rt.timer_index.due({0, 1}, 1e9, resend_after_s=0, limit=100)
     assert sorted(due) == [(0, b"C-1"), (1, b"C-2"), (1, b"C-3")]
