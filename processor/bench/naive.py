@@ -21,7 +21,7 @@ import orjson
 
 from processor import topics as t
 from processor.bench.progress import Progress, arguments
-from processor.stream.app import WorkerConsumer
+from processor.stream.extensions.consumer import WorkerConsumer
 
 OUTPUT = "bench-naive-output"
 

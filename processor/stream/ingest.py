@@ -33,15 +33,17 @@ from processor.events import ControlCommand, Touchpoint
 from processor.identity.graph import KIND_PREFIX, is_anchor, key_of, nodes_of
 from processor.kafka.clients import connection_kwargs
 from processor.stream import deadletters
-from processor.stream.app import FETCH_MAX_WAIT_MS, MAX_REQUEST_BYTES, PRODUCER_LINGER_S, Runtime
+from processor.stream.app import MAX_REQUEST_BYTES, PRODUCER_LINGER_S, Runtime
 from processor.stream.checkpoint import EXIT_FAILED, Checkpoint, OutputTooLarge
 from processor.stream.envelope import Source, pack
-from processor.stream.membership import Membership
+from processor.stream.extensions import internals
+from processor.stream.extensions.consumer import FETCH_MAX_WAIT_MS
+from processor.stream.extensions.membership import Membership
 from processor.stream.ordering import oldest_first
 
 log = logging.getLogger(__name__)
 
-#: Where ingest keeps its place in its consumer group (stream/membership.py).
+#: Where ingest keeps its place in its consumer group (stream/extensions/membership.py).
 MEMBER_FILE = "ingest.member"
 
 
@@ -152,7 +154,7 @@ class Ingest(Service):
         )
         await self.producer.start()
         await self.consumer.start()
-        Membership(s.data_dir, MEMBER_FILE).resume(self.consumer._coordinator)
+        Membership(s.data_dir, MEMBER_FILE).resume(internals.group_coordinator(self.consumer))
         self.consumer.subscribe([*t.INBOUND, t.CONTROL], listener=_Rebalance(self))
         self.add_future(self._run())
 

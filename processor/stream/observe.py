@@ -15,6 +15,7 @@ import orjson
 from processor import topics as t
 from processor.journey.state import CustomerState
 from processor.metrics import Metrics
+from processor.stream.extensions import internals
 
 if TYPE_CHECKING:
     from processor.journey.engine import Outcome
@@ -240,7 +241,7 @@ async def sample(rt: Runtime) -> None:
     m, obs, consumer = rt.metrics, rt.observer, rt.app.consumer
     lag: dict[tuple[str, int], int] = {}
     # Faust's own record of the offsets it committed (the next offset to read) per partition.
-    committed: dict[Any, int | None] = getattr(consumer, "_committed_offset", {})
+    committed = internals.committed_offsets(consumer)
     tps = [tp for tp in consumer.assignment() if not tp.topic.endswith(_CHANGELOG_SUFFIX)]
     # Each partition's end as the broker has it now. What the last fetch saw is no measure:
     # under overload the fetcher stops fetching partitions whose messages wait in the worker's

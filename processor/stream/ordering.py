@@ -15,9 +15,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
-from faust.transport.utils import DefaultSchedulingStrategy
-from faust.types import TP
-
 _STAMP = itemgetter(0)
 
 
@@ -34,11 +31,3 @@ def oldest_first(records: Mapping[Any, Sequence[Any]]) -> Iterator[tuple[Any, An
         return ((tp, record) for record in only)
     merged = heapq.merge(*(_stamped(tp, rs) for tp, rs in records.items()), key=_STAMP)
     return ((tp, record) for _, tp, record in merged)
-
-
-class OldestFirst(DefaultSchedulingStrategy):
-    """Faust's `ConsumerScheduler`: a fetch's records by timestamp, partitions interleaved."""
-
-    def iterate(self, records: Mapping[TP, Sequence[Any]]) -> Iterator[tuple[TP, Any]]:
-        """Each partition's records in their order, merged oldest first (`oldest_first`)."""
-        return oldest_first(records)

@@ -8,8 +8,9 @@ partition that moved). A plain consumer reads the same changelog at well over 50
 
 So recovery is done in two steps. When Faust has worked out where each active changelog
 partition's recovery starts (the offset persisted in the partition's RocksDB database, or the
-start of the log) and where it ends (the high watermark), `BulkRecovery` first reads those
-partitions with a plain aiokafka consumer and writes them to RocksDB in write batches. Each
+start of the log) and where it ends (the high watermark), `BulkRecovery`
+(stream/extensions/recovery.py) first reads those partitions with a plain aiokafka consumer and
+writes them to RocksDB in write batches. Each
 batch carries the partition's new persisted offset, Faust's own key for it, so the database
 holds exactly a prefix of the changelog at every moment, and Faust's recovery is told the new
 start. It then finds nothing left to read, or only what the bulk step did not get to.
@@ -30,10 +31,6 @@ from typing import Any
 
 import rocksdict
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from faust.stores.rocksdb import Store as RocksDBStore
-from faust.tables.manager import TableManager
-from faust.tables.recovery import Recovery
-from faust.types import TP
 
 log = logging.getLogger(__name__)
 
@@ -214,75 +211,3 @@ async def last_offsets(
     finally:
         await consumer.stop()
     return found
-
-
-class BulkRecovery(Recovery):
-    """Faust's recovery, with each changelog's true end measured, and its active changelog
-    partitions read in bulk first."""
-
-    #: aiokafka connection options for the bulk reads; None leaves everything to Faust.
-    connection: Mapping[str, Any] | None = None
-
-    async def _build_highwaters(
-        self, consumer: Any, tps: set[TP], destination: Any, title: str
-    ) -> None:
-        await super()._build_highwaters(consumer, tps, destination, title)
-        if self.connection is None or not tps:
-            return
-        reported = {TopicPartition(tp.topic, tp.partition): destination[tp] for tp in tps}
-        measured = await last_offsets(self.connection, reported)
-        later = sum(1 for tp, last in measured.items() if last > reported[tp])
-        if later:
-            log.info("%d of %d %s changelog partitions end after the offset the broker reports "
-                     "(it counts the end by record batch)", later, len(tps), title)  # fmt: skip
-        for tp, last in measured.items():
-            destination[TP(tp.topic, tp.partition)] = last
-
-    async def _build_offsets(
-        self, consumer: Any, tps: set[TP], destination: Any, title: str
-    ) -> None:
-        await super()._build_offsets(consumer, tps, destination, title)
-        if title == "active" and self.connection is not None:
-            await self._bulk(tps, destination)
-
-    def _parts(self, tps: set[TP], offsets: Mapping[TP, int]) -> list[Part]:
-        parts = []
-        for tp in sorted(tps):
-            store = getattr(self.tp_to_table[tp], "data", None)
-            end = self.active_highwaters.get(tp, -1) + 1
-            start = offsets[tp] + 1
-            if not isinstance(store, RocksDBStore) or not store.use_rocksdict or start >= end:
-                continue
-            db = store._db_for_partition(tp.partition)
-            parts.append(
-                Part(TopicPartition(tp.topic, tp.partition), db, start, end, store.offset_key)
-            )
-        return parts
-
-    async def _bulk(self, tps: set[TP], destination: Any) -> None:
-        assert self.connection is not None
-        parts = self._parts(tps, destination)
-        if not parts:
-            return
-        budget = TIME_SHARE * float(self.app.conf.broker_request_timeout)
-        try:
-            await restore(self.connection, parts, budget, committed_only=self.app.in_transaction)
-        finally:
-            # Whatever was written is in the database with its offset: Faust goes on from there.
-            for p in parts:
-                destination[TP(p.tp.topic, p.tp.partition)] = p.applied
-
-
-class Tables(TableManager):
-    """Faust's table manager, with `BulkRecovery` as its recovery service."""
-
-    #: Set by the app factory: aiokafka connection options for the bulk restore.
-    bulk_connection: Mapping[str, Any] | None = None
-
-    @property
-    def recovery(self) -> Recovery:
-        if self._recovery is None:
-            recovery = BulkRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
-            recovery.connection = self.bulk_connection
-            self._recovery = recovery
-        return self._recovery

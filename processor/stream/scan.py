@@ -33,10 +33,10 @@ from collections.abc import AsyncIterator, Collection, Iterator, Mapping
 from itertools import islice
 from typing import Any, NamedTuple
 
-from faust.stores.rocksdb import Store as RocksDBStore
 from rocksdict import ReadOptions
 
 from processor.kafka.partitioner import partition_of
+from processor.stream.extensions import internals
 
 #: Rows read between yields to the event loop: a scan of a million keys must not starve the
 #: consumer's heartbeats (the session timeout is seconds) nor the agents.
@@ -64,14 +64,14 @@ class Snapshot:
     """The rows of the owned partitions of `table` as they are at construction."""
 
     def __init__(self, table: Any, partitions: int, owned: Collection[int]) -> None:
-        store = table.data
         #: Owned partitions that were revoked before the scan read all of them.
         self.cut: set[int] = set()
         self._dbs: Mapping[int, Any] = {}
         self._skip: bytes | None = None
-        if isinstance(store, RocksDBStore) and store.use_rocksdict:
-            self._dbs = store._dbs  # the store's own map: a revoked partition leaves it
-            self._skip = store.offset_key  # the changelog offset Faust keeps with the data
+        databases = internals.rocksdb_partitions(table)
+        if databases is not None:
+            self._dbs = databases  # the store's own map: a revoked partition leaves it
+            self._skip = internals.changelog_offset_key(table)  # kept with the data
             # Each iterator's snapshot is taken here, at its creation: all in one synchronous
             # step, so one instant for every partition.
             bulk = _bulk_read()

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from processor.stream.checkpoint import EXIT_FAILED, Checkpoint, CheckpointFailed, Layout, Store
-from processor.stream.writes import producer_of
+from processor.stream.extensions import internals
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,9 @@ class Unit:
                 self._timer = loop.call_later(FLUSH_AFTER_S, self._flush_later)
 
     def _checkpoint(self) -> Checkpoint:
-        return Checkpoint(producer_of(self._app), self._layout, self._commit, self._stores)
+        return Checkpoint(
+            internals.aiokafka_producer(self._app), self._layout, self._commit, self._stores
+        )
 
     def _flush_later(self) -> None:
         self._timer = None

@@ -17,8 +17,8 @@ from processor.metrics import Metrics
 from processor.settings import Settings
 from processor.stream import agents, clock
 from processor.stream.app import create_app
+from processor.stream.extensions.membership import Membership
 from processor.stream.ingest import Ingest
-from processor.stream.membership import Membership
 from processor.web import views
 
 

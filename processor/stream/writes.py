@@ -21,12 +21,9 @@ from typing import Any
 
 import rocksdict
 
+from processor.stream.extensions import internals
+
 log = logging.getLogger(__name__)
-
-
-def producer_of(app: Any) -> Any:
-    """The aiokafka producer under a Faust app's producer."""
-    return app.producer._ensure_producer()
 
 
 class Batches:
@@ -114,7 +111,7 @@ class Coalesced:
 
     def _databases(self) -> Callable[[int], Any] | None:
         """The RocksDB store's partition -> database accessor; None for the memory store."""
-        return getattr(self._table.data, "_db_for_partition", None)
+        return internals.rocksdb_partition(self._table)
 
     def write(self, partition: int, key: bytes, value: bytes | None) -> None:
         """Set `key` in `partition` (None: delete it; its record is a tombstone)."""
@@ -140,7 +137,11 @@ class Coalesced:
         self._acked.update(acked)
         table = self._table
         topic = table.changelog_topic
-        batches, name, producer = Batches(), topic.get_topic_name(), producer_of(table.app)
+        batches, name, producer = (
+            Batches(),
+            topic.get_topic_name(),
+            internals.aiokafka_producer(table.app),
+        )
         for key, (partition, value) in acked.items():
             batches.add(producer, name, partition, key, value)
         for delivered, records in await batches.send():
@@ -176,7 +177,7 @@ class Coalesced:
                 batch = batches[partition] = rocksdict.WriteBatch(raw_mode=True)
             return batch
 
-        index = store._key_index  # Faust's key -> partition hint for reads outside a message
+        index = internals.key_index(self._table)  # for Faust's reads outside a message
         for key, (partition, value) in acked.items():
             if value is None:
                 batch_of(partition).delete(key)
@@ -184,8 +185,9 @@ class Coalesced:
             else:
                 batch_of(partition).put(key, value)
                 index[key] = partition
+        offset_key = internals.changelog_offset_key(self._table)
         for tp, offset in offsets.items():
-            batch_of(tp.partition).put(store.offset_key, str(offset).encode())
+            batch_of(tp.partition).put(offset_key, str(offset).encode())
         for partition, batch in batches.items():
             by_partition(partition).write(batch)
 

@@ -22,6 +22,7 @@ from processor.identity import graph
 from processor.identity.keys import PREFIX
 from processor.journey.state import CustomerState
 from processor.stream.app import Runtime
+from processor.stream.extensions import internals
 from processor.stream.journey import held_at
 from processor.web.customer import (
     KINDS,
@@ -137,8 +138,7 @@ async def _know_partitions(rt: Runtime) -> None:
     Faust's router hashes a key with the producer's metadata, which on Apache Kafka covers only
     the topics the producer has asked about: before a worker wrote to a table, `key_store`
     failed with a TypeError (a 500). Returns at once when the topics are known."""
-    faust_producer: Any = rt.app.producer  # the aiokafka driver's; the router uses it alike
-    producer = faust_producer._ensure_producer()
+    producer = internals.aiokafka_producer(rt.app)  # the router's producer alike
     try:
         async with asyncio.timeout(5):
             for table in (rt.table, rt.aliases):

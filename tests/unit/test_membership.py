@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from processor.stream.membership import MEMBER_FILE, Membership
+from processor.stream.extensions.membership import MEMBER_FILE, Membership
 
 
 class FakeCoordinator:

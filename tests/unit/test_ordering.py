@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from faust.types import TP
 
-from processor.stream.ordering import OldestFirst
+from processor.stream.extensions.scheduler import OldestFirst
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from processor.stream.extensions import internals
+
 log = logging.getLogger(__name__)
 
 #: The member id of the last worker on a data directory.
@@ -48,7 +50,7 @@ class Membership:
         if kept:
             coordinator.member_id = kept
             log.info("rejoining the consumer group as %s", kept)
-        complete, leave = coordinator._on_join_complete, coordinator._maybe_leave_group
+        complete, leave = internals.join_hooks(coordinator)
 
         async def keep_and_complete(generation: int, member_id: str, *rest: Any) -> Any:
             if member_id != self.kept():
@@ -56,11 +58,10 @@ class Membership:
             return await complete(generation, member_id, *rest)
 
         async def stay_unless_idle() -> None:
-            if coordinator._closing.done():
+            if internals.is_closing(coordinator):
                 coordinator.reset_generation()  # closing: forget it here, stay at the broker
             else:
                 # aiokafka leaves the group of a consumer that stopped polling while it runs.
                 await leave()
 
-        coordinator._on_join_complete = keep_and_complete
-        coordinator._maybe_leave_group = stay_unless_idle
+        internals.set_join_hooks(coordinator, keep_and_complete, stay_unless_idle)
