@@ -31,7 +31,7 @@ def _with_broker(settings: Settings, port: int | None) -> tuple[Settings, object
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from processor.stream.worker import run_worker
+    from processor.worker import run_worker
 
     settings, broker = _with_broker(load_settings(), args.broker_port)
     try:

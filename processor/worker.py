@@ -1,4 +1,8 @@
-"""Start a worker: check the topics, build the app, and run it until a signal stops it."""
+"""Start a worker: check the topics, build the app, and run it until a signal stops it.
+
+The worker's composition root: it wires the streaming layer (processor/stream/, which knows
+nothing of the web server) and the web server's routes (processor/web/, which read the runtime
+the streaming layer builds)."""
 
 from __future__ import annotations
 
