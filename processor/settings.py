@@ -120,6 +120,16 @@ class Settings(BaseSettings):
         ge=1,
         description="At most this many people's timers are requested per tick.",
     )
+    commit_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description=(
+            "The identity and journey agents commit the offsets their checkpoints completed "
+            "at once, then at most this often while more complete (each commit is a round "
+            "trip to the broker); ingest commits each batch it handled. Shorter means fewer "
+            "replays after a crash, longer means less overhead."
+        ),
+    )
     batch_max: int = Field(
         default=500,
         ge=1,

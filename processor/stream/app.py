@@ -92,10 +92,10 @@ class Runtime:
         self.journey_writes = Coalesced(self.table)
         self.graph_writes = Coalesced(self.graph)
         self.alias_writes = Coalesced(self.aliases)
-        app, layout = self.app, self.layout
-        self.journey_unit = Unit("journey", app, layout, (self.journey_writes,), size)
-        self.links_unit = Unit("identity-links", app, layout, (self.graph_writes,), size)
-        self.routes_unit = Unit("identity-routes", app, layout, (self.alias_writes,), size)
+        app, layout, every = self.app, self.layout, self.settings.commit_interval_s
+        self.journey_unit = Unit("journey", app, layout, (self.journey_writes,), size, every)
+        self.links_unit = Unit("identity-links", app, layout, (self.graph_writes,), size, every)
+        self.routes_unit = Unit("identity-routes", app, layout, (self.alias_writes,), size, every)
         window = self.settings.erasure_fence_s
         self.fences = Fences(self.journey_writes, window)
         self.graph_fences = Fences(self.graph_writes, window)

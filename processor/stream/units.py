@@ -5,8 +5,10 @@ Faust delivers an agent's records one at a time; a unit gathers them into one `C
 waits in the agent's buffer, or at the latest `FLUSH_AFTER_S` after its first. The handler gets
 the unit's checkpoint with each record: everything it makes goes there, and its table's
 changes (a `Coalesced`, the checkpoint's store) reach the changelog and the local store when
-the checkpoint commits. The last step acknowledges the records to Faust and commits their
-offsets at once, not on Faust's commit timer.
+the checkpoint commits. The last step acknowledges the records to Faust and has their offsets
+committed by a commit beside the agent: at once, then at most every `commit_every_s` while
+more come (TOUCHPOINT_COMMIT_INTERVAL_S), each covering every checkpoint that ended before it;
+not on Faust's commit timer.
 
 A commit that Kafka refused (`CheckpointFailed`) stops the worker without committing the input:
 the restarted worker reads the changelog's tail into the store and handles the input again.
@@ -37,9 +39,16 @@ class Unit:
     """One agent's records in hand and the checkpoint they go to."""
 
     def __init__(
-        self, name: str, app: Any, layout: Layout, stores: Sequence[Store], max_messages: int
+        self,
+        name: str,
+        app: Any,
+        layout: Layout,
+        stores: Sequence[Store],
+        max_messages: int,
+        commit_every_s: float = 1.0,
     ) -> None:
         self.name = name
+        self._commit_every_s = commit_every_s
         self._app = app
         self._layout = layout
         self._stores = stores
@@ -50,6 +59,9 @@ class Unit:
         self._lock = asyncio.Lock()
         self._timer: asyncio.TimerHandle | None = None
         self._later: asyncio.Future[None] | None = None
+        #: Partitions with offsets acknowledged and not yet committed, and the commit running.
+        self._uncommitted: set[Any] = set()
+        self._committer: asyncio.Future[Any] | None = None
 
     async def run(self, stream: Any, handle: Handler) -> None:
         """Hand each of the stream's records to `handle`, a checkpoint at a time (the agent's
@@ -105,8 +117,28 @@ class Unit:
                 os._exit(EXIT_FAILED)
 
     async def _commit(self, offsets: dict[Any, int]) -> None:
-        """The checkpoint's last step: acknowledge the records to Faust and commit them."""
+        """The checkpoint's last step: acknowledge the records to Faust and have their offsets
+        committed (`_committing`)."""
         taken, self._taken = self._taken, []
         for event in taken:
             await self._stream.ack(event)
-        await self._app.consumer.commit(set(offsets))
+        self._uncommitted.update(offsets)
+        if self._committer is None or self._committer.done():
+            self._committer = self._app.add_future(self._committing())
+
+    async def _committing(self) -> None:
+        """Commit the acknowledged offsets, again as long as more came meanwhile.
+
+        Beside the agent, not in its way: a commit is a round trip to the broker (through
+        Faust's consumer thread), and awaited in every checkpoint it held up the next one, so
+        at a steady rate, whose checkpoints hold a record or two, the agent fell behind. One
+        commit in flight per agent covers every checkpoint that ended while it ran, and the
+        next follows `commit_every_s` later at the soonest: each costs CPU in Faust's consumer
+        thread, and commits back to back took a share of it that held the agents up."""
+        while self._uncommitted:
+            tps, self._uncommitted = self._uncommitted, set()
+            try:
+                await self._app.consumer.commit(tps)
+            except Exception:  # the next checkpoint's commit (or Faust's own) covers these
+                log.warning("%s: committing offsets failed", self.name, exc_info=True)
+            await asyncio.sleep(self._commit_every_s)

@@ -75,6 +75,9 @@ class App:
             fut.set_result(Metadata("out", 0, 0))
         self.pending.clear()
 
+    def add_future(self, coro: Any) -> asyncio.Future[Any]:
+        return asyncio.ensure_future(coro)
+
     async def commit(self, tps: set[Any]) -> bool:
         self.log.append(("commit", sorted(tps)))
         return True
@@ -124,7 +127,7 @@ def test_a_unit_ends_when_full_and_when_nothing_more_waits() -> None:
         log: list[Any] = []
         table, stream, app = Table(log), Stream(log), App(log, prompt=True)
         writes = Coalesced(table)
-        unit = Unit("test", app, LAYOUT, (writes,), max_messages=2)
+        unit = Unit("test", app, LAYOUT, (writes,), max_messages=2, commit_every_s=0.01)
 
         def handle(cp: Checkpoint, event: Any) -> None:
             writes.at(0)[b"k%d" % event.n] = b"v"
@@ -137,6 +140,7 @@ def test_a_unit_ends_when_full_and_when_nothing_more_waits() -> None:
         # One more record after a pause is a unit of its own.
         stream.queue.put_nowait(Event(5))
         await _until(lambda: ("ack", 5) in log)
+        await _until(lambda: log[-1][0] == "commit")
         task.cancel()
         return log
 
@@ -146,8 +150,10 @@ def test_a_unit_ends_when_full_and_when_nothing_more_waits() -> None:
     for entry in log:
         if entry[0] == "changelog":
             changes += 1
-        elif entry[0] == "commit":
+        elif entry[0] == "ack" and changes:
             units.append(changes)
             changes = 0
     # Units of 2, 2, then the rest of the buffer (1), then the late record (1).
     assert units == [2, 2, 1, 1]
+    # Every acknowledged record's partition was committed after its acknowledgement.
+    assert log[-1] == ("commit", [("in", 0)])
