@@ -103,17 +103,15 @@ def _on_event(state: CustomerState | None, inp: EventInput, now: datetime, j: Jo
     out.state = state
     state.seen.append(ev.event_id)
     del state.seen[: -j.policies.dedupe_window_events]
-    if ev.type in CONSENT_EVENTS:
-        channels = j.policies.consent.channels
-        had = {c for c in channels if has_consent(state, c, j)}
-        was_blocked = state.email_blocked
-        observe(state, ev, j)
-        lost: set[str] = {c for c in had if not has_consent(state, c, j)}
-        if state.email_blocked and not was_blocked:
-            lost.add("email")
-        rules.cancel_channels(ctx, lost)
-    else:
-        observe(state, ev, j)  # (no other event takes a consent away)
+    # Only these events can take a consent away: the others need no before-and-after.
+    watched = j.policies.consent.channels if ev.type in CONSENT_EVENTS else ()
+    had = {c for c in watched if has_consent(state, c, j)}
+    was_blocked = state.email_blocked
+    observe(state, ev, j)
+    lost: set[str] = {c for c in had if not has_consent(state, c, j)}
+    if state.email_blocked and not was_blocked:
+        lost.add("email")
+    rules.cancel_channels(ctx, lost)
     if event_type in j.cancelling:
         rules.cancel_on(ctx, event_type, ev.properties)
     moved = _event_transition(ctx, ev, event_type, at)

@@ -24,8 +24,8 @@ from processor.stream.journey import handle_customer
 
 log = logging.getLogger(__name__)
 
-#: What an agent does with one message of a record: (checkpoint, key, value, partition).
-Work = Callable[[Checkpoint, bytes, bytes, int], None]
+#: An agent's handler of one message: (runtime, checkpoint, key, value, partition).
+Work = Callable[[Runtime, Checkpoint, bytes, bytes, int], None]
 
 
 def _each_message(rt: Runtime, stage: str, work: Work) -> Callable[[Checkpoint, Any], None]:
@@ -36,7 +36,7 @@ def _each_message(rt: Runtime, stage: str, work: Work) -> Callable[[Checkpoint, 
         m = event.message
         for key, value in _unbundled(rt, cp, stage, m):
             try:
-                work(cp, key or b"", value, m.partition)
+                work(rt, cp, key or b"", value, m.partition)
             except OutputTooLarge as exc:  # nothing was kept for it (Checkpoint.check)
                 src = deadletters.source_of(m)
                 deadletters.send(rt, cp, deadletters.too_large(exc), value, src, stage)
@@ -75,25 +75,16 @@ def _failed(
 def install(rt: Runtime) -> None:
     """Register the agents on the app (each with concurrency 1: faust-pitfalls #1)."""
 
-    def link(cp: Checkpoint, key: bytes, value: bytes, partition: int) -> None:
-        handle_link(rt, cp, value, partition)
-
-    def route(cp: Checkpoint, key: bytes, value: bytes, partition: int) -> None:
-        handle_route(rt, cp, key, value, partition)
-
-    def journey(cp: Checkpoint, key: bytes, value: bytes, partition: int) -> None:
-        handle_customer(rt, cp, key, value, partition)
-
     @rt.app.agent(rt.identity_links, name="identity-links")
     async def links(stream: Any) -> None:
-        await rt.links_unit.run(stream, _each_message(rt, "identity", link))
+        await rt.links_unit.run(stream, _each_message(rt, "identity", handle_link))
 
     @rt.app.agent(rt.identity_routes, name="identity-routes")
     async def routes(stream: Any) -> None:
-        await rt.routes_unit.run(stream, _each_message(rt, "identity", route))
+        await rt.routes_unit.run(stream, _each_message(rt, "identity", handle_route))
 
     @rt.app.agent(rt.customer_events, name="journey")
-    async def journey_agent(stream: Any) -> None:
-        await rt.journey_unit.run(stream, _each_message(rt, "journey", journey))
+    async def journey(stream: Any) -> None:
+        await rt.journey_unit.run(stream, _each_message(rt, "journey", handle_customer))
 
     observe.install(rt)

@@ -45,9 +45,6 @@ class Runtime:
     journey: Journey
     metrics: Metrics
     customer_events: Any
-    deadletter: Any
-    actions: Any
-    transitions: Any
     table: Any
     partitions: int
     identity_links: Any
@@ -205,9 +202,6 @@ def create_app(
         journey=journey,
         metrics=metrics,
         customer_events=source(t.CUSTOMER_EVENTS),
-        deadletter=app.topic(t.DEADLETTER, **raw),
-        actions=app.topic(t.ACTIONS, **raw),
-        transitions=app.topic(t.TRANSITIONS, **raw),
         table=bytes_table(t.JOURNEY_TABLE, t.CUSTOMER_EVENTS),
         partitions=specs[t.CUSTOMER_EVENTS].partitions,
         layout=Layout.of(specs),

@@ -67,10 +67,10 @@ def _apply(
         m.identity_conflicts.inc()
 
 
-def handle_link(rt: Runtime, cp: Checkpoint, value: bytes, partition: int) -> None:
+def handle_link(rt: Runtime, cp: Checkpoint, key: bytes, value: bytes, partition: int) -> None:
     """A linking event or an erase command: update the graph, then pass it on by person. A
     `link` (the identity of an event with a customer id, whose event went to its person from
-    ingest) only updates the graph."""
+    ingest) only updates the graph. (The key, the first identifier, is in the value too.)"""
     kind, label, payload, src = unpack(value)
     now = datetime.now(UTC)
     fences = rt.graph_fences

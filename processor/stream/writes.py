@@ -15,15 +15,12 @@ it commits, at most `units.FLUSH_AFTER_S` plus the acknowledgements later.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
 import rocksdict
 
 from processor.stream.extensions import internals
-
-log = logging.getLogger(__name__)
 
 
 class Batches:

@@ -84,7 +84,7 @@ def _ingest(rt: Any, log: list[Sent], message: Any) -> None:
 
 
 def _link(rt: Any, log: list[Sent], value: bytes) -> None:
-    handle_link(rt, Checkpoint(log), value, 0)  # type: ignore[arg-type]
+    handle_link(rt, Checkpoint(log), b"", value, 0)  # type: ignore[arg-type]
 
 
 def _routed(identity: dict[str, str]) -> list[tuple[str, bytes | None, str]]:
