@@ -8,9 +8,13 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-#: The repository's own folders; an installed package finds them beside itself.
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_JOURNEY_FILE = Path(__file__).resolve().parent / "journey" / "lifecycle.yaml"
+#: The package's folder, and the repository's (a checkout's; meaningless in an installed wheel).
+PACKAGE = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE.parent
+#: Shipped with the package: the `lifecycle` journey, and the topic declarations and schemas
+#: (`processor/topic_files` is a link to the repository's `topics/`, copied into the wheel).
+DEFAULT_JOURNEY_FILE = PACKAGE / "journey" / "lifecycle.yaml"
+DEFAULT_TOPICS_DIR = PACKAGE / "topic_files"
 
 
 class Settings(BaseSettings):
@@ -51,8 +55,11 @@ class Settings(BaseSettings):
         description="Port of the embedded broker on 127.0.0.1; 0 picks a free one.",
     )
     topics_dir: Path = Field(
-        default=REPO_ROOT / "topics",
-        description="Folder of the declarative topic definitions (`*.yaml`).",
+        default=DEFAULT_TOPICS_DIR,
+        description=(
+            "Folder of the declarative topic definitions (`*.yaml`). Default: the ones shipped "
+            "with the package (the repository's `topics/`)."
+        ),
     )
     topic_replication_factor: int = Field(
         default=1,
@@ -169,9 +176,10 @@ def reference_markdown() -> str:
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for name, info in Settings.model_fields.items():
         default = info.default
-        if isinstance(default, Path):
-            shown = str(default.relative_to(REPO_ROOT)) if default.is_absolute() else str(default)
-            shown = f"`{shown}`"
+        if isinstance(default, Path) and default.is_relative_to(PACKAGE):
+            shown = "(shipped)"
+        elif isinstance(default, Path):
+            shown = f"`{default}`"
         elif default is None:
             shown = "(unset)"
         else:

@@ -20,13 +20,25 @@ from tests.support.ready import wait_ready
 class WorkerProcess:
     """A worker subprocess with its own data dir, web port and log file."""
 
-    def __init__(self, bootstrap: str, workdir: Path, **env: str) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        workdir: Path,
+        *,
+        command: list[str] | None = None,
+        cwd: Path | None = None,
+        base_env: dict[str, str] | None = None,
+        **env: str,
+    ) -> None:
         self.bootstrap = bootstrap
         self.workdir = workdir
+        #: `touchpoint run` of this checkout unless another one (an installed wheel's) is given.
+        self.command = command or [sys.executable, "-m", "processor.cli", "run"]
+        self.cwd = cwd
         self.web_port = free_port()
         self.log_path = workdir / f"worker-{self.web_port}.log"
         self.env = {
-            **os.environ,
+            **(os.environ if base_env is None else base_env),
             "TOUCHPOINT_KAFKA_BOOTSTRAP": bootstrap,
             "TOUCHPOINT_DATA_DIR": str(workdir / "data"),
             "TOUCHPOINT_WEB_PORT": str(self.web_port),
@@ -46,7 +58,8 @@ class WorkerProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "processor.cli", "run"],
+            self.command,
+            cwd=self.cwd,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
