@@ -16,7 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from processor import topics as t
 from processor.journey.definition import load_journey
 from processor.kafka import admin
-from processor.kafka.clients import connection_kwargs
+from processor.kafka.clients import connected, connection_kwargs
 from processor.metrics import Metrics
 from processor.settings import Settings
 from processor.stream import agents, clock
@@ -30,11 +30,8 @@ async def preflight(settings: Settings) -> list[str]:
     """Reasons not to start: required topics missing or with the wrong partition count."""
     specs = t.load(settings.topics_dir)
     client = AIOKafkaAdminClient(**connection_kwargs(settings), request_timeout_ms=15_000)
-    await client.start()
-    try:
+    async with connected(client, settings, "the worker checking its topics"):
         return await admin.missing_or_wrong(client, specs, t.ALL)
-    finally:
-        await client.close()
 
 
 def run_worker(settings: Settings) -> int:
@@ -47,6 +44,7 @@ def run_worker(settings: Settings) -> int:
             print(f"  - {problem}", file=sys.stderr)
         print("Create them with `touchpoint topics apply`.", file=sys.stderr)
         return 2
+    print(f"touchpoint: worker on http://{settings.web_host}:{settings.web_port}/", flush=True)
     # asyncio.run closed its loop; Faust and mode expect a current one.
     asyncio.set_event_loop(asyncio.new_event_loop())
     settings.data_dir.mkdir(parents=True, exist_ok=True)

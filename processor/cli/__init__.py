@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from aiokafka.errors import KafkaError
+
 from processor import __version__
 from processor.cli import demo, journey, kafka, simulate, worker
 from processor.kafka.embedded import EmbeddedBrokerError
@@ -49,4 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except (ValueError, OSError, EmbeddedBrokerError) as exc:
         print(f"touchpoint: {exc}", file=sys.stderr)
+        return 1
+    except KafkaError as exc:
+        # After connecting: a broker that went away, refused a request or timed out.
+        print(f"touchpoint: Kafka: {exc}", file=sys.stderr)
         return 1

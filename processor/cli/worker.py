@@ -35,10 +35,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings, broker = _with_broker(load_settings(), args.broker_port)
     try:
-        print(
-            f"touchpoint: worker on http://{settings.web_host}:{settings.web_port}/metrics",
-            flush=True,
-        )
         return run_worker(settings)
     finally:
         if broker is not None:

@@ -20,7 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from processor import topics as t
 from processor.kafka import admin
-from processor.kafka.clients import connection_kwargs
+from processor.kafka.clients import connected, connection_kwargs
 from processor.settings import Settings
 
 TOPIC_OF_CHANNEL = {"web": t.WEB, "email": t.EMAIL, "store": t.STORE}
@@ -33,11 +33,8 @@ async def apply_topics(settings: Settings, out: TextIO = sys.stdout) -> list[str
     """Create the declared topics that are missing; print what was done."""
     specs = t.load(settings.topics_dir)
     client = AIOKafkaAdminClient(**connection_kwargs(settings))
-    await client.start()
-    try:
+    async with connected(client, settings, "the admin client creating the topics"):
         created = await admin.apply(client, specs, settings.topic_replication_factor)
-    finally:
-        await client.close()
     for name in created:
         print(f"created {name} ({specs[name].partitions} partitions)", file=out)
     print(f"{len(specs)} topics declared, {len(created)} created", file=out)
@@ -48,11 +45,8 @@ async def check_topics(settings: Settings) -> list[admin.Drift]:
     """Every declared topic that is missing or differs on the broker."""
     specs = t.load(settings.topics_dir)
     client = AIOKafkaAdminClient(**connection_kwargs(settings))
-    await client.start()
-    try:
+    async with connected(client, settings, "the admin client checking the topics"):
         return await admin.drift(client, specs)
-    finally:
-        await client.close()
 
 
 def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
@@ -144,9 +138,8 @@ async def publish(
     every event time first moves by one offset, so that the latest falls on `now`."""
     delta = shift_to(path, now) if now is not None else None
     producer = AIOKafkaProducer(**connection_kwargs(settings), linger_ms=5, acks="all")
-    await producer.start()
     sent = 0
-    try:
+    async with connected(producer, settings, "the producer publishing the file"):
         pending = []
         for n, line in _lines(path):
             try:
@@ -162,8 +155,6 @@ async def publish(
                 pending.clear()
                 progress(sent)
         await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
     return sent
 
 
@@ -196,9 +187,8 @@ async def tail(
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
     )
-    await consumer.start()
     shown = 0
-    try:
+    async with connected(consumer, settings, f"the consumer tailing {topic}"):
         while max_messages is None or shown < max_messages:
             timeout_ms = int((idle_timeout_s or 3600) * 1000)
             batch = await consumer.getmany(timeout_ms=timeout_ms)
@@ -218,8 +208,6 @@ async def tail(
                     shown += 1
                     if max_messages is not None and shown >= max_messages:
                         return shown
-    finally:
-        await consumer.stop()
     return shown
 
 
@@ -268,12 +256,9 @@ async def replay_deadletters(
     """
     report = ReplayReport()
     producer = AIOKafkaProducer(**connection_kwargs(settings), acks="all", linger_ms=5)
-    await producer.start()
-    try:
+    async with connected(producer, settings, "the producer replaying dead letters"):
         for kind in kinds:
             await _replay_kind(settings, kind, producer, report, dry_run, say)
-    finally:
-        await producer.stop()
     return report
 
 
@@ -291,11 +276,10 @@ async def _replay_kind(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
-    await consumer.start()
-    # Letters dead-lettered from now on (a replayed message failing again, say) are left for
-    # the next run: the commit stops at the first of them in each partition.
-    started_ms = int(time.time() * 1000)
-    try:
+    async with connected(consumer, settings, f"the consumer reading {kind} dead letters"):
+        # Letters dead-lettered from now on (a replayed message failing again, say) are left for
+        # the next run: the commit stops at the first of them in each partition.
+        started_ms = int(time.time() * 1000)
         # Asks the broker for the topic's partitions (`consumer.topics()` fills a throwaway
         # copy of the metadata, so on Apache Kafka the consumer's own cache never had them).
         partitions = await producer.partitions_for(t.DEADLETTER)
@@ -325,8 +309,6 @@ async def _replay_kind(
             await consumer.commit(
                 {tp: later[tp] if tp in later else await consumer.position(tp) for tp in tps}
             )
-    finally:
-        await consumer.stop()
 
 
 async def _caught_up(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from processor.kafka.clients import connection_kwargs
+from processor.kafka.clients import connected, connection_kwargs
 from processor.settings import Settings
 from processor.simulate.generator import SimMessage
 
@@ -55,7 +55,17 @@ async def publish(
     producer = AIOKafkaProducer(
         **connection_kwargs(settings), linger_ms=5, acks="all", max_request_size=max_request
     )
-    await producer.start()
+    async with connected(producer, settings, "the simulator's producer"):
+        return await _send_due(producer, messages_from, start, on_progress, progress_every_s)
+
+
+async def _send_due(
+    producer: AIOKafkaProducer,
+    messages_from: Callable[[datetime], Iterable[SimMessage]],
+    start: datetime | None,
+    on_progress: Callable[[Progress], None] | None,
+    progress_every_s: float,
+) -> Progress:
     if start is None:
         start = datetime.now(UTC)
     t0 = time.monotonic() - (datetime.now(UTC) - start).total_seconds()
@@ -63,24 +73,21 @@ async def publish(
     progress = Progress(started=time.monotonic())
     last_report = progress.started
     pending: list[asyncio.Future[object]] = []
-    try:
-        for msg in messages:
-            wait_s = t0 + msg.send_at - time.monotonic()
-            if wait_s > 0:
-                await asyncio.sleep(wait_s)
-            progress.behind_s = max(0.0, -wait_s)
-            pending.append(await producer.send(msg.topic, msg.value, key=msg.key))
-            progress.sent += 1
-            if len(pending) >= _BATCH:
-                await asyncio.gather(*pending)
-                pending.clear()
-            now = time.monotonic()
-            if on_progress is not None and now - last_report >= progress_every_s:
-                last_report = now
-                on_progress(progress)
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
+    for msg in messages:
+        wait_s = t0 + msg.send_at - time.monotonic()
+        if wait_s > 0:
+            await asyncio.sleep(wait_s)
+        progress.behind_s = max(0.0, -wait_s)
+        pending.append(await producer.send(msg.topic, msg.value, key=msg.key))
+        progress.sent += 1
+        if len(pending) >= _BATCH:
+            await asyncio.gather(*pending)
+            pending.clear()
+        now = time.monotonic()
+        if on_progress is not None and now - last_report >= progress_every_s:
+            last_report = now
+            on_progress(progress)
+    await asyncio.gather(*pending)
     if on_progress is not None:
         on_progress(progress)
     return progress
