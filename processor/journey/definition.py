@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
@@ -17,9 +20,11 @@ from processor.journey.params import Params
 from processor.journey.policy_models import Policies
 from processor.journey.yamlfile import (
     JourneyFileError,
+    Lines,
     apply_overrides,
+    line_of,
     parse_duration,
-    read_yaml,
+    read_yaml_lines,
 )
 
 __all__ = [
@@ -35,6 +40,27 @@ __all__ = [
 ]
 
 ERASED = "erased"
+
+
+class JourneyProblem(Exception):
+    """An inconsistency the field types cannot see: where in the file (keys and indexes) and
+    what. Not a ValueError, so that pydantic passes it on instead of placing it at the top."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+        self.message = message
+
+
+def did_you_mean(value: object, options: Iterable[str]) -> str:
+    """` (did you mean 'x'?)` for the closest option to a mistyped value, or nothing."""
+    close = difflib.get_close_matches(str(value), list(options), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _stage(stage: str, known: list[str], loc: tuple[str | int, ...]) -> None:
+    if stage not in known:
+        raise JourneyProblem(loc, f"unknown stage {stage!r}{did_you_mean(stage, known)}")
 
 
 class TransitionDef(Strict):
@@ -143,28 +169,33 @@ class Journey(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Journey:
-        known = set(self.stages)
+        known = list(self.stages)
         if ERASED not in known:
-            raise ValueError(f"stages: the terminal stage {ERASED!r} must be declared")
-        if self.initial_stage not in known:
-            raise ValueError(f"initial_stage: {self.initial_stage!r} is not a declared stage")
+            raise JourneyProblem(("stages",), f"the terminal stage {ERASED!r} must be declared")
+        _stage(self.initial_stage, known, ("initial_stage",))
         for i, t in enumerate(self.transitions):
-            for stage in (*t.from_, t.to):
-                if stage not in known:
-                    raise ValueError(f"transitions.{i} ({t.name}): unknown stage {stage!r}")
+            for j, stage in enumerate(t.from_):
+                _stage(stage, known, ("transitions", i, "from", j))
+            _stage(t.to, known, ("transitions", i, "to"))
             if ERASED in (*t.from_, t.to):
-                raise ValueError(f"transitions.{i} ({t.name}): only erase_customer enters erased")
+                raise JourneyProblem(
+                    ("transitions", i), f"{t.name!r}: only erase_customer enters erased"
+                )
         names = [s.name for s in self.steps]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"rules: step names must be unique, repeated: {', '.join(dupes)}")
-        for s in self.steps:
-            for stage in s.on_enter:
-                if stage not in known:
-                    raise ValueError(f"rules.{s.rule}.{s.name}: on_enter: unknown stage {stage!r}")
-        for stage in self.policies.merge_order:
-            if stage not in known:
-                raise ValueError(f"policies.merge_order: unknown stage {stage!r}")
+            raise JourneyProblem(
+                ("rules",), f"step names must be unique, repeated: {', '.join(dupes)}"
+            )
+        for i, rule in enumerate(self.rules):
+            for n, spec in enumerate(rule.steps or (rule,)):
+                where: tuple[str | int, ...] = (
+                    ("rules", i, "steps", n) if rule.steps else ("rules", i)
+                )
+                for k, stage in enumerate(spec.on_enter):
+                    _stage(stage, known, (*where, "on_enter", k))
+        for k, stage in enumerate(self.policies.merge_order):
+            _stage(stage, known, ("policies", "merge_order", k))
         return self
 
     @cached_property
@@ -278,32 +309,34 @@ def _resolve(index: int, rule: RuleDef, policies: Policies) -> list[Step]:
         specs = [StepDef.model_validate({f: getattr(rule, f) for f in own})]
     out: list[Step] = []
     for n, spec in enumerate(specs):
-        where = f"rules.{index}.steps.{n}" if rule.steps else f"rules.{index}"
+        where: tuple[str | int, ...] = (
+            ("rules", index, "steps", n) if rule.steps else ("rules", index)
+        )
         name = spec.name or (rule.name if n == 0 else None)
         if name is None:
-            raise ValueError(f"{where}: every step after the first needs a `name`")
+            raise JourneyProblem(where, "every step after the first needs a `name`")
         merged = {
             f: getattr(spec, f) if getattr(spec, f) is not None else getattr(rule, f)
             for f in _INHERITED
         }
         triggers = sum((bool(spec.on), bool(spec.on_enter), spec.after is not None))
         if triggers != 1:
-            raise ValueError(f"{where} ({name}): needs exactly one of on, on_enter or after")
+            raise JourneyProblem(where, f"{name!r}: needs exactly one of on, on_enter or after")
         if spec.after is not None and n == 0:
-            raise ValueError(
-                f"{where} ({name}): `after` follows a previous step; the first has none"
+            raise JourneyProblem(
+                where, f"{name!r}: `after` follows a previous step; the first has none"
             )
         if (spec.mark is None) == (merged["action"] is None):
-            raise ValueError(f"{where} ({name}): needs either an action or a mark")
+            raise JourneyProblem(where, f"{name!r}: needs either an action or a mark")
         if merged["action"] is not None and (
             merged["channel"] is None or merged["template"] is None
         ):
-            raise ValueError(f"{where} ({name}): an action needs a channel and a template")
+            raise JourneyProblem(where, f"{name!r}: an action needs a channel and a template")
         if spec.cancel_on and spec.wait is None and spec.after is None:
-            raise ValueError(f"{where} ({name}): cancel_on needs a wait or an after")
+            raise JourneyProblem(where, f"{name!r}: cancel_on needs a wait or an after")
         limit: Limit = merged["limit"] or "always"
         if (limit == "once_per_key" or getattr(limit, "per_key", False)) and spec.key is None:
-            raise ValueError(f"{where} ({name}): a per-key limit needs a `key`")
+            raise JourneyProblem(where, f"{name!r}: a per-key limit needs a `key`")
         nxt = specs[n + 1] if n + 1 < len(specs) else None
         out.append(
             Step(
@@ -333,22 +366,55 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(p) for p in loc) or "(top level)"
 
 
-def parse_journey(data: Any, origin: str) -> Journey:
-    """Validate parsed YAML as a journey, or raise JourneyFileError naming `origin` and paths."""
+def _known_keys() -> set[str]:
+    """Every key a journey file can use: the fields (or aliases) of its models."""
+    keys: set[str] = set()
+    models: list[type[Strict]] = [Strict]
+    while models:
+        model = models.pop()
+        models += model.__subclasses__()
+        keys |= {f.alias or name for name, f in model.model_fields.items()}
+    return keys
+
+
+_EVENT_TYPES = {t.value for t in EventType}
+
+
+def _message(error: Any) -> str:
+    """pydantic's message, with the unknown key or value named and the likely one suggested."""
+    kind, given = error["type"], error.get("input")
+    if kind == "extra_forbidden":
+        key = error["loc"][-1]
+        return f"unknown key {key!r}{did_you_mean(key, _known_keys())}"
+    if kind in ("enum", "literal_error") and isinstance(given, str):
+        options = re.findall(r"'([^']*)'", error["ctx"]["expected"])
+        hint = did_you_mean(given, options)
+        if hint:
+            what = "event type" if set(options) == _EVENT_TYPES else "value"
+            return f"unknown {what} {given!r}{hint}"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def parse_journey(data: Any, origin: str, lines: Lines | None = None) -> Journey:
+    """Validate parsed YAML as a journey, or raise JourneyFileError with one line per problem:
+    `FILE:LINE: path.in.file: what` (the line when `lines` of the file are known)."""
     try:
-        journey = Journey.model_validate(data)
+        return Journey.model_validate(data)
     except ValidationError as exc:
-        lines = [
-            f"{origin}: {_loc(e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors()
-        ]
-        raise JourneyFileError("\n".join(lines)) from exc
-    return journey
+        problems = [(tuple(e["loc"]), _message(e)) for e in exc.errors()]
+    except JourneyProblem as exc:
+        problems = [(exc.loc, exc.message)]
+
+    def where(loc: tuple[str | int, ...]) -> str:
+        line = line_of(lines, loc) if lines else None
+        return f"{origin}:{line}" if line is not None else origin
+
+    raise JourneyFileError("\n".join(f"{where(loc)}: {_loc(loc)}: {msg}" for loc, msg in problems))
 
 
 def load_journey(path: Path, durations: dict[str, Any] | None = None) -> Journey:
     """Read and validate a journey file (with optional `durations` overrides by path)."""
-    data = read_yaml(path)
+    data, lines = read_yaml_lines(path)
     if durations:
         data = apply_overrides(data, durations, str(path))
-    return parse_journey(data, str(path))
+    return parse_journey(data, str(path), lines)

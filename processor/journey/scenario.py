@@ -30,6 +30,7 @@ from processor.journey.yamlfile import (
     apply_overrides,
     parse_duration,
     read_yaml,
+    read_yaml_lines,
 )
 from processor.messages import Action
 
@@ -268,8 +269,9 @@ def run_scenario(path: Path, default_journey: Path) -> Result:
     sc = load_scenario(path)
     journey_file = (path.parent / sc.journey) if sc.journey else default_journey
     # Overrides are the scenario's: an error in one names the scenario file.
-    data = apply_overrides(read_yaml(journey_file), dict(sc.durations), str(path))
-    journey = parse_journey(data, str(journey_file))
+    data, lines = read_yaml_lines(journey_file)
+    data = apply_overrides(data, dict(sc.durations), str(path))
+    journey = parse_journey(data, str(journey_file), lines)
     sim = _play(sc, journey, str(path))
     want, got = _actual(sim, sc.expect, sc.start)
     ms = (time.perf_counter() - started) * 1000

@@ -46,14 +46,52 @@ class JourneyFileError(ValueError):
     """A journey or scenario file is unreadable or invalid; the message names file and path."""
 
 
+#: Where each value of a parsed file starts: its path (keys and list indexes) -> line number.
+Lines = dict[tuple[str | int, ...], int]
+
+
+def _lines_of(node: yaml.Node, path: tuple[str | int, ...], out: Lines) -> None:
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            _lines_of(value, (*path, str(key.value)), out)
+            out[(*path, str(key.value))] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _lines_of(item, (*path, i), out)
+
+
 def read_yaml(path: Path) -> Any:
     """Parse one YAML file, or raise JourneyFileError naming it."""
+    return read_yaml_lines(path)[0]
+
+
+def read_yaml_lines(path: Path) -> tuple[Any, Lines]:
+    """Parse one YAML file, with the line of each value for error messages."""
     try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=Yaml12Loader)  # noqa: S506 (a SafeLoader)
+        text = path.read_text(encoding="utf-8")
+        data = yaml.load(text, Loader=Yaml12Loader)  # noqa: S506 (a SafeLoader)
+        node = yaml.compose(text, Loader=Yaml12Loader)
     except OSError as exc:
         raise JourneyFileError(f"{path}: cannot read: {exc.strerror}") from exc
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise JourneyFileError(f"{path}{where}: not valid YAML: {exc.problem}") from exc
     except yaml.YAMLError as exc:
         raise JourneyFileError(f"{path}: not valid YAML: {exc}") from exc
+    lines: Lines = {}
+    if node is not None:
+        _lines_of(node, (), lines)
+    return data, lines
+
+
+def line_of(lines: Lines, loc: tuple[str | int, ...]) -> int | None:
+    """The line of `loc`, or of the nearest enclosing value the file has."""
+    for n in range(len(loc), -1, -1):
+        if loc[:n] in lines:
+            return lines[loc[:n]]
+    return None
 
 
 def apply_overrides(data: Any, overrides: dict[str, Any], origin: str) -> Any:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from processor.cli import main
+from processor.settings import DEFAULT_JOURNEY_FILE
 from tests.unit.journey.support import LIFECYCLE
 
 SCENARIOS = Path(__file__).parents[2] / "scenarios"
@@ -158,3 +159,23 @@ expect:
 """
     (tmp_path / "scenario.yaml").write_text(scenario)
     assert main(["journey", "test", str(tmp_path / "scenario.yaml")]) == 0, capsys.readouterr()
+
+
+def test_scenarios_run_against_the_configured_journey(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scenario = sorted(SCENARIOS.glob("*.yaml"))[0]
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(DEFAULT_JOURNEY_FILE.read_text().replace("wait: 1h", "wait: soon"))
+    monkeypatch.setenv("TOUCHPOINT_JOURNEY_FILE", str(broken))
+    assert main(["journey", "test", str(scenario)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"ERROR {scenario}: {broken}:"), out
+    assert "rules.1.wait: 'soon' is not a duration" in out[0]
+    assert out[-1] == "0 passed, 1 failed"
+    monkeypatch.delenv("TOUCHPOINT_JOURNEY_FILE")
+    assert main(["journey", "test", "--journey", str(broken), str(scenario)]) == 1
+    assert capsys.readouterr().out.splitlines()[-1] == "0 passed, 1 failed"
+    assert main(["journey", "test", "--journey", str(DEFAULT_JOURNEY_FILE), str(scenario)]) == 0
+    assert main(["journey", "validate", str(broken)]) == 1
+    assert main(["journey", "validate"]) == 0
