@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from processor import processes
-from processor.cli.common import load_settings
+from processor.cli.common import load_settings, positive_float, positive_int
 from processor.settings import Settings
 
 
@@ -199,12 +199,18 @@ def register(sub: Any) -> None:
         "Ctrl-C or SIGTERM stops simulator, worker and broker, and exits 0.",
     )
     demo.add_argument("--broker-port", type=int, default=None, help="embedded broker port")
-    demo.add_argument("--customers", type=int, default=2000, help="simulated people (2000)")
+    demo.add_argument(
+        "--customers", type=positive_int, default=2000, help="simulated people (2000)"
+    )
     demo.add_argument("--seed", type=int, default=1, help="random seed (1)")
-    demo.add_argument("--time-compression", type=float, default=1440.0, metavar="X",
+    demo.add_argument("--time-compression", type=positive_float, default=1440.0, metavar="X",
                       help="simulated seconds per wall second (1440: a day a minute)")  # fmt: skip
-    demo.add_argument("--spread-days", type=float, default=30.0,
+    demo.add_argument("--spread-days", type=positive_float, default=30.0,
                       help="customers arrive over this many simulated days (30)")  # fmt: skip
-    demo.add_argument("--rate", type=float, default=50.0, help="at most this many events/s (50)")
-    demo.add_argument("--refresh", type=float, default=3.0, help="seconds between summaries (3)")
+    demo.add_argument(
+        "--rate", type=positive_float, default=50.0, help="at most this many events/s (50)"
+    )
+    demo.add_argument(
+        "--refresh", type=positive_float, default=3.0, help="seconds between summaries (3)"
+    )
     demo.set_defaults(func=cmd_demo)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from processor import topics as t
-from processor.cli.common import load_settings
+from processor.cli.common import load_settings, positive_float, positive_int
 
 TAILABLE = {"actions": t.ACTIONS, "transitions": t.TRANSITIONS, "deadletter": t.DEADLETTER}
 
@@ -37,7 +37,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
         print(f"\rpublished {n}", end="", file=sys.stderr, flush=True)
 
     now = datetime.now(UTC) if args.now else None
-    sent = asyncio.run(publish(load_settings(), args.file, args.topic, progress, now=now))
+    sent = asyncio.run(
+        publish(load_settings(), args.file, args.topic, progress, now=now, any_topic=args.any_topic)
+    )
     print(f"\rpublished {sent} message(s) from {args.file}", file=sys.stderr)
     return 0
 
@@ -143,10 +145,17 @@ def register(sub: Any) -> None:
         "publish",
         help="publish a JSON-lines file of events",
         description="Publish each line as one message, unchanged (unless --now). The topic "
-        "is --topic, else the event's `channel`; the key is its first identifier.",
+        "is --topic, else the event's `channel`; the key is its first identifier. The whole "
+        "file is checked first: if a line cannot be routed, nothing is sent. With --topic, a "
+        "line need not be JSON (to try how the worker dead-letters it).",
     )
     pub.add_argument("file", type=Path)
     pub.add_argument("--topic", help="topic for every line (default: from `channel`)")
+    pub.add_argument(
+        "--any-topic",
+        action="store_true",
+        help="allow a --topic that is not declared under topics/ (Kafka may create it)",
+    )
     pub.add_argument(
         "--now",
         action="store_true",
@@ -164,10 +173,12 @@ def register(sub: Any) -> None:
     )
     tail.add_argument("topic", choices=sorted(TAILABLE))
     tail.add_argument("--from-beginning", action="store_true", help="start at the oldest message")
-    tail.add_argument("--max", type=int, default=None, help="stop after this many messages")
+    tail.add_argument(
+        "--max", type=positive_int, default=None, help="stop after this many messages"
+    )
     tail.add_argument(
         "--idle-timeout",
-        type=float,
+        type=positive_float,
         default=None,
         help="stop after this many seconds without a message",
     )

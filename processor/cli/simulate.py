@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from processor.cli.common import load_settings
+from processor.cli.common import fraction, load_settings, positive_float, positive_int
 
 #: --output files start here unless --start says otherwise, so the seed alone fixes the bytes.
 FILE_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -121,22 +121,24 @@ def register(sub: Any) -> None:
         "(--write-journey) so that its timers match. The same --seed (and --start) gives "
         "the same events, byte for byte.",
     )
-    sim.add_argument("--customers", type=int, default=100, help="simulated people (100)")
+    sim.add_argument("--customers", type=positive_int, default=100, help="simulated people (100)")
     sim.add_argument("--seed", type=int, default=1, help="random seed (1)")
     sim.add_argument(
         "--time-compression",
-        type=float,
+        type=positive_float,
         default=1440.0,
         metavar="X",
         help="simulated seconds per wall second (1440: a day in a minute)",
     )
-    sim.add_argument("--rate", type=float, default=None, help="at most this many events/s")
+    sim.add_argument("--rate", type=positive_float, default=None, help="at most this many events/s")
     stop = sim.add_mutually_exclusive_group()
-    stop.add_argument("--duration", type=float, default=None, help="stop after SECONDS (wall)")
-    stop.add_argument("--events", type=int, default=None, help="stop after N messages")
+    stop.add_argument(
+        "--duration", type=positive_float, default=None, help="stop after SECONDS (wall)"
+    )
+    stop.add_argument("--events", type=positive_int, default=None, help="stop after N messages")
     sim.add_argument(
         "--spread-days",
-        type=float,
+        type=positive_float,
         default=1.0,
         help="customers' first touchpoints are spread over this many simulated days (1)",
     )
@@ -146,9 +148,9 @@ def register(sub: Any) -> None:
         metavar="NAME[=W],...",
         help="persona mix, e.g. cart_abandoner=3,lapser (default: all, weighted)",
     )
-    sim.add_argument("--invalid-fraction", type=float, default=0.0, metavar="F",
+    sim.add_argument("--invalid-fraction", type=fraction, default=0.0, metavar="F",
                      help="share of messages that are invalid, kinds in turn")  # fmt: skip
-    sim.add_argument("--duplicate-fraction", type=float, default=0.0, metavar="F",
+    sim.add_argument("--duplicate-fraction", type=fraction, default=0.0, metavar="F",
                      help="share of valid events sent twice (an upstream retry)")  # fmt: skip
     sim.add_argument("--timezone", default="Europe/Berlin", help="the customers' time zone")
     sim.add_argument(

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import difflib
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
@@ -26,6 +24,7 @@ from processor.journey.yamlfile import (
     parse_duration,
     read_yaml_lines,
 )
+from processor.suggest import did_you_mean
 
 __all__ = [
     "ERASED",
@@ -50,12 +49,6 @@ class JourneyProblem(Exception):
         super().__init__(message)
         self.loc = loc
         self.message = message
-
-
-def did_you_mean(value: object, options: Iterable[str]) -> str:
-    """` (did you mean 'x'?)` for the closest option to a mistyped value, or nothing."""
-    close = difflib.get_close_matches(str(value), list(options), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _stage(stage: str, known: list[str], loc: tuple[str | int, ...]) -> None:

@@ -17,11 +17,13 @@ from typing import Any, TextIO
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from processor import topics as t
 from processor.kafka import admin
 from processor.kafka.clients import connected, connection_kwargs
 from processor.settings import Settings
+from processor.suggest import did_you_mean
 
 TOPIC_OF_CHANNEL = {"web": t.WEB, "email": t.EMAIL, "store": t.STORE}
 _KEY_ORDER = ("customer_id", "email", "loyalty_id", "anonymous_id")
@@ -126,6 +128,55 @@ def shifted(line: bytes, delta: timedelta) -> bytes:
     return orjson.dumps(event) if changed else line
 
 
+#: At most this many of a file's unpublishable lines are listed.
+_SHOWN_PROBLEMS = 10
+
+
+def check_file(path: Path, topic: str | None) -> int:
+    """The number of messages in a JSON-lines file, once every line is known to be routable;
+    else ValueError listing the lines that are not (before anything was sent)."""
+    problems = []
+    count = 0
+    for n, line in _lines(path):
+        count += 1
+        try:
+            route(line, topic)
+        except ValueError as exc:
+            problems.append(f"{path}:{n}: {exc}")
+    if problems:
+        shown = problems[:_SHOWN_PROBLEMS]
+        more = (
+            f"\n  ... and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
+        )
+        raise ValueError(
+            f"{path}: {len(problems)} of {count} line(s) cannot be published, nothing was sent:\n"
+            + "\n".join(f"  {p}" for p in shown)
+            + more
+        )
+    return count
+
+
+def check_topic(settings: Settings, topic: str) -> None:
+    """ValueError unless `topic` is declared under the topics folder (a typo would create one)."""
+    declared = t.load(settings.topics_dir)
+    if topic not in declared:
+        raise ValueError(
+            f"--topic {topic}: not a declared topic{did_you_mean(topic, declared)}; "
+            "--any-topic publishes to it anyway"
+        )
+
+
+class PublishInterrupted(KafkaError):  # type: ignore[misc]  # aiokafka has no types
+    """Kafka failed part way through a file: how much of it was acknowledged."""
+
+    def __init__(self, path: Path, acknowledged: int, total: int, cause: BaseException) -> None:
+        super().__init__(
+            f"{path}: the first {acknowledged} of {total} messages were acknowledged, then "
+            f"{cause!r}; publishing the file again sends them again (the worker drops events "
+            "it has processed, by event_id)"
+        )
+
+
 async def publish(
     settings: Settings,
     path: Path,
@@ -133,28 +184,36 @@ async def publish(
     progress: Callable[[int], None],
     *,
     now: datetime | None = None,
+    any_topic: bool = False,
 ) -> int:
     """Publish each line of a JSON-lines file as one message, exactly as written; with `now`,
-    every event time first moves by one offset, so that the latest falls on `now`."""
+    every event time first moves by one offset, so that the latest falls on `now`.
+
+    The whole file is checked first (every line routable, `topic` declared unless `any_topic`):
+    a bad line sends nothing. Returns the number of messages Kafka acknowledged."""
+    if topic is not None and not any_topic:
+        check_topic(settings, topic)
+    total = check_file(path, topic)
     delta = shift_to(path, now) if now is not None else None
     producer = AIOKafkaProducer(**connection_kwargs(settings), linger_ms=5, acks="all")
-    sent = 0
+    sent = acknowledged = 0
     async with connected(producer, settings, "the producer publishing the file"):
         pending = []
-        for n, line in _lines(path):
-            try:
+        try:
+            for _, line in _lines(path):
                 target, key = route(line, topic)
-            except ValueError as exc:
-                raise ValueError(f"{path}:{n}: {exc}") from exc
-            if delta is not None:
-                line = shifted(line, delta)
-            pending.append(await producer.send(target, line, key=key))
-            sent += 1
-            if sent % 1000 == 0:
-                await asyncio.gather(*pending)
-                pending.clear()
-                progress(sent)
-        await asyncio.gather(*pending)
+                if delta is not None:
+                    line = shifted(line, delta)
+                pending.append(await producer.send(target, line, key=key))
+                sent += 1
+                if sent % 1000 == 0:
+                    await asyncio.gather(*pending)
+                    pending.clear()
+                    acknowledged = sent
+                    progress(acknowledged)
+            await asyncio.gather(*pending)
+        except KafkaError as exc:
+            raise PublishInterrupted(path, acknowledged, total, exc) from exc
     return sent
 
 

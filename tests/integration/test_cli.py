@@ -146,3 +146,65 @@ def test_run_refuses_an_embedded_broker_port_in_use(tmp_path: Path) -> None:
         result = touchpoint("run", "--broker-port", str(port), bootstrap=None)
     assert result.returncode == 1
     assert result.stderr.startswith(f"touchpoint: port {port} on 127.0.0.1 is in use")
+
+
+async def _counts(bootstrap: str, topics: list[str]) -> dict[str, int]:
+    """Messages in each topic that exists, read from the beginning (the embedded broker's end
+    offsets can lag a batch just written)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        listed = await consumer.topics()
+        tps = [
+            TopicPartition(topic, p)
+            for topic in topics
+            if topic in listed
+            for p in consumer.partitions_for_topic(topic) or ()
+        ]
+        out = {topic: 0 for topic in topics if topic in listed}
+        if not tps:
+            return out
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        while batch := await consumer.getmany(timeout_ms=2000):
+            for tp, records in batch.items():
+                out[tp.topic] += len(records)
+        return out
+    finally:
+        await consumer.stop()
+
+
+def test_publish_checks_the_whole_file_and_the_topic_before_sending(
+    topics_ready: str, tmp_path: Path
+) -> None:
+    good = '{"channel": "web", "identity": {"anonymous_id": "a-1"}}\n'
+    events = tmp_path / "events.jsonl"
+    events.write_text(good * 3 + "{not json\n" + good)
+    result = touchpoint("publish", str(events), bootstrap=topics_ready)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"touchpoint: {events}: 1 of 5 line(s) cannot be published, nothing was sent:",
+        f"  {events}:4: not a JSON object, and no --topic given",
+    ]
+    assert asyncio.run(_counts(topics_ready, [t.WEB])) == {t.WEB: 0}
+
+    events.write_text(good * 2)
+    result = touchpoint(
+        "publish", "--topic", "touchpoints.wbe", str(events), bootstrap=topics_ready
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        "touchpoint: --topic touchpoints.wbe: not a declared topic (did you mean "
+        "'touchpoints.web'?); --any-topic publishes to it anyway\n"
+    )
+    assert asyncio.run(_counts(topics_ready, ["touchpoints.wbe"])) == {}
+
+    result = touchpoint(
+        "publish", "--topic", "scratch", "--any-topic", str(events), bootstrap=topics_ready
+    )
+    assert result.returncode == 0, result.stderr
+    result = touchpoint("publish", str(events), bootstrap=topics_ready)
+    assert result.returncode == 0, result.stderr
+    assert asyncio.run(_counts(topics_ready, [t.WEB, "scratch"])) == {t.WEB: 2, "scratch": 2}
