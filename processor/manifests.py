@@ -11,6 +11,8 @@ import yaml
 from processor import topics as t
 from processor.settings import REPO_ROOT
 
+#: Strimzi's API version: v1 (Strimzi 0.49 and later; 1.0 removed v1beta2).
+STRIMZI_API = "kafka.strimzi.io/v1"
 #: The Strimzi Kafka cluster the topics belong to (`strimzi.io/cluster`); kustomize may patch it.
 CLUSTER = "kafka"
 #: Replicas per partition on a production cluster (min.insync.replicas 2 survives one broker).
@@ -32,7 +34,7 @@ def kafka_topics(
     for spec in sorted(t.load(topics_dir).values(), key=lambda s: s.name):
         out.append(
             {
-                "apiVersion": "kafka.strimzi.io/v1beta2",
+                "apiVersion": STRIMZI_API,
                 "kind": "KafkaTopic",
                 "metadata": {
                     "name": spec.name,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,8 @@ from processor import manifests
 from processor import topics as t
 from processor.metrics import Metrics
 from processor.settings import REPO_ROOT
-from tests.support.node_tools import COMPOSE_SCHEMA, ensure
+from tests.brokers.apache_kafka import kafka_version
+from tests.support.node_tools import COMPOSE_SCHEMA, ensure, validate_resources
 
 DEPLOY = REPO_ROOT / "deploy"
 K8S = DEPLOY / "k8s"
@@ -46,6 +49,11 @@ def test_compose_file_is_valid_against_the_compose_spec_schema() -> None:
 def test_compose_runs_kafka_kraft_topics_two_workers_prometheus_grafana() -> None:
     services = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))["services"]
     assert set(services) == {"kafka", "topics", "worker-1", "worker-2", "prometheus", "grafana"}
+    # The Kafka the tests run (tests/brokers/kafka-pom.xml).
+    assert services["kafka"]["image"] == f"apache/kafka:{kafka_version()}"
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert services["kafka"]["environment"]["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
     assert services["topics"]["command"] == ["topics", "apply"]
@@ -65,6 +73,15 @@ def test_compose_runs_kafka_kraft_topics_two_workers_prometheus_grafana() -> Non
     assert sorted(targets) == ["worker-1:6066", "worker-2:6066"]
 
 
+def test_dockerfile_passes_hadolint() -> None:
+    hadolint = Path(sys.executable).parent / "hadolint"
+    result = subprocess.run(
+        [str(hadolint), "--no-color", str(DEPLOY / "docker" / "Dockerfile")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_dockerfile_runs_as_non_root_with_state_on_a_volume_and_a_healthcheck() -> None:
     text = (DEPLOY / "docker" / "Dockerfile").read_text(encoding="utf-8")
     assert re.findall(r"^FROM (\S+)", text, re.M) == ["python:3.11-slim", "python:3.11-slim"]
@@ -74,12 +91,59 @@ def test_dockerfile_runs_as_non_root_with_state_on_a_volume_and_a_healthcheck() 
     assert re.search(r"^HEALTHCHECK .*\n.*/health", text, re.M)
 
 
-@pytest.mark.parametrize("kind", ["ConfigMap", "Service", "StatefulSet"])
+@pytest.mark.parametrize("kind", ["ConfigMap", "Service", "StatefulSet", "NetworkPolicy"])
 def test_core_manifests_meet_the_kubernetes_api_schema(kind: str) -> None:
     docs = [d for _, d in _k8s_docs() if d["kind"] == kind]
     assert docs
     for doc in docs:
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def test_custom_resources_meet_their_operators_schemas() -> None:
+    groups = {d["apiVersion"].rpartition("/")[0] for _, d in _k8s_docs()}
+    # Kubernetes' own API groups are core (""), one word (apps) or *.k8s.io; the rest are CRDs.
+    operators = {g for g in groups if "." in g and not g.endswith(".k8s.io")}
+    custom = [d for _, d in _k8s_docs() if d["apiVersion"].rpartition("/")[0] in operators]
+    kinds = {d["kind"] for d in custom}
+    assert kinds == {"KafkaUser", "KafkaTopic", "PodMonitor", "PrometheusRule"}
+    strimzi = {d["apiVersion"] for d in custom if d["apiVersion"].startswith("kafka.strimzi.io/")}
+    assert strimzi == {manifests.STRIMZI_API}  # v1beta2 is gone from Strimzi 1.0
+    result = validate_resources(custom)
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line for line in lines if line["errors"]] == [], result.stderr
+    assert result.returncode == 0, result.stderr
+    assert len(lines) == len(custom)
+
+
+def test_custom_resource_validation_catches_a_wrong_field() -> None:
+    (user,) = [d for _, d in _k8s_docs() if d["kind"] == "KafkaUser"]
+    broken = json.loads(json.dumps(user))
+    broken["spec"]["authorization"]["acls"][0]["operations"] = "Read"
+    result = validate_resources([broken])
+    assert result.returncode == 1
+    assert "must be array" in result.stdout
+
+
+def test_network_policy_admits_only_workers_clients_and_prometheus_to_the_port() -> None:
+    (policy,) = [d for _, d in _k8s_docs() if d["kind"] == "NetworkPolicy"]
+    (sts,) = [d for _, d in _k8s_docs() if d["kind"] == "StatefulSet"]
+    assert policy["spec"]["podSelector"] == sts["spec"]["selector"]
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"port": "web", "protocol": "TCP"}]
+    assert len(rule["from"]) == 3
+
+
+def test_kafka_user_may_use_the_groups_of_the_worker_and_the_replay_tool() -> None:
+    from processor.kafka.tools import REPLAY_GROUP_PREFIX
+
+    (user,) = [d for _, d in _k8s_docs() if d["kind"] == "KafkaUser"]
+    groups = {
+        (a["resource"]["name"], a["resource"]["patternType"])
+        for a in user["spec"]["authorization"]["acls"]
+        if a["resource"]["type"] == "group"
+    }
+    assert (f"{REPLAY_GROUP_PREFIX}.", "prefix") in groups
 
 
 def test_statefulset_keeps_state_on_a_claim_and_probes_health_and_ready() -> None:
@@ -128,7 +192,7 @@ def test_kafka_topics_match_topics_dir() -> None:
     assert {d["spec"]["topicName"] for d in docs} == set(specs)
     for doc in docs:
         spec = specs[doc["spec"]["topicName"]]
-        assert doc["apiVersion"] == "kafka.strimzi.io/v1beta2"
+        assert doc["apiVersion"] == "kafka.strimzi.io/v1"
         assert doc["kind"] == "KafkaTopic"
         assert doc["metadata"]["labels"]["strimzi.io/cluster"] == manifests.CLUSTER
         assert re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", doc["metadata"]["name"])

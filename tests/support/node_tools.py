@@ -1,4 +1,4 @@
-"""Validators that run on node (the AsyncAPI parser, the Compose schema), installed on demand.
+"""Validators that run on node (AsyncAPI, Compose, custom resources), installed on demand.
 
 `ensure()` installs the versions pinned in tests/support/node/package.json into the git-ignored
 `.cache/node-tools/` with npm, once: a stamp holding the package file's hash makes it a no-op
@@ -58,4 +58,17 @@ def validate_asyncapi(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["node", str(tools / "validate-asyncapi.mjs"), str(path)],
         cwd=tools, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def validate_resources(resources: list[dict[str, object]]) -> subprocess.CompletedProcess[str]:
+    """Validate Strimzi and Prometheus Operator resources against their CRDs' schemas: exit 0
+    when all are valid; one JSON line per resource with its errors."""
+    import json
+
+    tools = ensure()
+    return subprocess.run(
+        ["node", str(tools / "validate-resources.mjs")],
+        cwd=tools, input=json.dumps(resources), capture_output=True, text=True, timeout=120,
+        check=False,
     )  # fmt: skip
