@@ -6,7 +6,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 from processor import __version__
 from processor.events import CHANNELS_OF, Channel, EventType
@@ -58,6 +67,11 @@ class Metrics:
     ) -> Metrics:
         """Build the bundle on `registry` (a fresh one by default, so tests never share)."""
         r = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        # The standard process_* (CPU, memory, file descriptors) and python_* (version, garbage
+        # collections) series that every Prometheus client exports by default.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
         m = cls(
             registry=r,
             messages_consumed=Counter(

@@ -162,6 +162,13 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Worker log level."
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description=(
+            "`json`: one JSON object a line (time, level, logger, message; topic, partition "
+            "and offset when a line is about one record), for log pipelines."
+        ),
+    )
     api_token: SecretStr | None = Field(
         default=None,
         description=(

@@ -13,6 +13,7 @@ import sys
 import faust
 from aiokafka.admin import AIOKafkaAdminClient
 
+from processor import logs
 from processor import topics as t
 from processor.journey.definition import load_journey
 from processor.kafka import admin
@@ -44,7 +45,7 @@ def run_worker(settings: Settings) -> int:
             print(f"  - {problem}", file=sys.stderr)
         print("Create them with `touchpoint topics apply`.", file=sys.stderr)
         return 2
-    print(f"touchpoint: worker on http://{settings.web_host}:{settings.web_port}/", flush=True)
+    logs.announce(settings.log_format, f"worker on http://{settings.web_host}:{settings.web_port}/")
     # asyncio.run closed its loop; Faust and mode expect a current one.
     asyncio.set_event_loop(asyncio.new_event_loop())
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -54,7 +55,13 @@ def run_worker(settings: Settings) -> int:
     clock.install(rt)
     views.install(rt)
     rt.ingest = Ingest(rt)
-    worker = faust.Worker(rt.app, rt.ingest, loglevel=settings.log_level, quiet=True)
+    worker = faust.Worker(
+        rt.app,
+        rt.ingest,
+        loglevel=settings.log_level,
+        logging_config=logs.logging_config(settings.log_format),
+        quiet=True,
+    )
     # What exists now lives as long as the worker (Faust, the models' validators, the journey):
     # exempt from the garbage collector's full scans, which paused the worker up to 71 ms each
     # at the benchmark's latency rate (12 ms with this).

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import os
 import shutil
 import statistics
@@ -197,7 +196,7 @@ class Bench:
             self.broker = broker
             try:
                 settings = Settings(kafka_bootstrap=broker.bootstrap)
-                asyncio.run(apply_topics(settings, out=io.StringIO()))
+                asyncio.run(apply_topics(settings, say=lambda _: None))
                 if publish:
                     last_s = info.last_s if publish >= info.messages else None
                     if last_s is None:

@@ -8,6 +8,7 @@ import signal
 from types import FrameType
 from typing import Any
 
+from processor import logs
 from processor.cli.common import load_settings
 from processor.settings import Settings
 
@@ -21,9 +22,11 @@ def _with_broker(settings: Settings, port: int | None) -> tuple[Settings, object
     broker = EmbeddedBroker(port if port is not None else settings.embedded_broker_port)
     broker.start()
     settings = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap})
-    print(f"touchpoint: embedded broker listening on {broker.bootstrap}", flush=True)
+    logs.announce(settings.log_format, f"embedded broker listening on {broker.bootstrap}")
     try:
-        asyncio.run(apply_topics(settings))
+        asyncio.run(
+            apply_topics(settings, say=lambda line: logs.announce(settings.log_format, line))
+        )
     except BaseException:
         broker.stop()
         raise

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -31,15 +30,15 @@ _KEY_ORDER = ("customer_id", "email", "loyalty_id", "anonymous_id")
 _TIME_FIELDS = ("occurred_at", "requested_at")
 
 
-async def apply_topics(settings: Settings, out: TextIO = sys.stdout) -> list[str]:
-    """Create the declared topics that are missing; print what was done."""
+async def apply_topics(settings: Settings, say: Callable[[str], None] = print) -> list[str]:
+    """Create the declared topics that are missing; `say` what was done."""
     specs = t.load(settings.topics_dir)
     client = AIOKafkaAdminClient(**connection_kwargs(settings))
     async with connected(client, settings, "the admin client creating the topics"):
         created = await admin.apply(client, specs, settings.topic_replication_factor)
     for name in created:
-        print(f"created {name} ({specs[name].partitions} partitions)", file=out)
-    print(f"{len(specs)} topics declared, {len(created)} created", file=out)
+        say(f"created {name} ({specs[name].partitions} partitions)")
+    say(f"{len(specs)} topics declared, {len(created)} created")
     return created
 
 

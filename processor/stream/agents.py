@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from processor import logs
 from processor.stream import bundles, deadletters, observe
 from processor.stream.app import Runtime
 from processor.stream.checkpoint import Checkpoint, OutputTooLarge
@@ -65,8 +66,9 @@ def _failed(
 
     A message whose handling raised (a bug) is kept this way, for replay after a fix, instead
     of being lost or stopping its partition (faust-pitfalls #2)."""
+    where = logs.record_fields(message.topic, message.partition, message.offset)
     log.error("%s failed for %s[%s]@%s", stage, message.topic, message.partition,
-              message.offset, exc_info=exc)  # fmt: skip
+              message.offset, exc_info=exc, extra=where)  # fmt: skip
     rt.metrics.processing_errors.labels(stage).inc()
     src = deadletters.source_of(message)
     deadletters.send(rt, cp, deadletters.internal(exc), value, src, stage)

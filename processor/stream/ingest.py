@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from mode import Service
 
+from processor import logs
 from processor import topics as t
 from processor.decode import Rejection, decode_control, decode_touchpoint
 from processor.events import ControlCommand, Touchpoint
@@ -111,8 +112,9 @@ def _contained(rt: Runtime, cp: Checkpoint, record: Any) -> None:
     try:
         handle_inbound(rt, cp, record)
     except Exception as exc:
+        where = logs.record_fields(record.topic, record.partition, record.offset)
         log.error("ingest failed for %s[%s]@%s", record.topic, record.partition, record.offset,
-                  exc_info=exc)  # fmt: skip
+                  exc_info=exc, extra=where)  # fmt: skip
         rt.metrics.processing_errors.labels("ingest").inc()
         label = deadletters.label_of(record.topic)
         deadletters.send(rt, cp, deadletters.internal(exc), record.value, _source(record), label)

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from processor import logs
 from processor import topics as t
 from processor.events import Channel, ControlCommand, Touchpoint, from_checked
 from processor.journey import state as stored
@@ -184,6 +185,9 @@ def handle_customer(
     except Exception as exc:
         # Faust would ack and commit a message whose handler raised, losing it silently
         # (faust-pitfalls #2). Dead-lettering keeps it, with the reason, for replay after a fix.
-        log.exception("processing failed for %s[%s]@%s", src.topic, src.partition, src.offset)
+        log.exception(
+            "processing failed for %s[%s]@%s", src.topic, src.partition, src.offset,
+            extra=logs.record_fields(src.topic, src.partition, src.offset),
+        )  # fmt: skip
         rt.metrics.processing_errors.labels("journey").inc()
         deadletters.send(rt, cp, deadletters.internal(exc), orjson.dumps(payload), src, label)

@@ -48,6 +48,16 @@ def test_every_rule_has_for_severity_summary_and_description() -> None:
         assert len(rule["annotations"]["description"]) > 40, rule["alert"]
 
 
+def test_every_rule_links_its_runbook_section() -> None:
+    runbook = (ROOT / "docs" / "runbook.md").read_text(encoding="utf-8")
+    sections = {h.lower() for h in re.findall(r"^## (\w+)$", runbook, re.M)}
+    for rule in alert_rules():
+        url = rule["annotations"]["runbook_url"]
+        assert url == f"docs/runbook.md#{rule['alert'].lower()}", rule["alert"]
+        assert url.partition("#")[2] in sections, f"docs/runbook.md has no section {url}"
+    assert sections == {r["alert"].lower() for r in alert_rules()}
+
+
 def test_every_rule_has_a_unit_test() -> None:
     tested = set(re.findall(r"alertname: (\w+)", ALERT_TESTS.read_text(encoding="utf-8")))
     assert tested == {r["alert"] for r in alert_rules()}

@@ -36,14 +36,27 @@ def _text(m: Metrics) -> str:
     return generate_latest(m.registry).decode()
 
 
+#: The standard collectors' families (prometheus_client's own names and labels).
+STANDARD = ("process_", "python_")
+
+
 def test_the_bundle_uses_base_units_and_bounded_labels() -> None:
     m = Metrics.create(stages=STAGES)
     for family in m.registry.collect():
+        if family.name.startswith(STANDARD):
+            continue
         assert family.name.startswith("touchpoint_"), family.name
         if family.type == "histogram":
             assert family.name.endswith("_seconds"), family.name
         for sample in family.samples:
             assert set(sample.labels) - {"le"} <= BOUNDED_LABELS, (family.name, sample.labels)
+
+
+def test_the_standard_process_and_python_series_are_exported() -> None:
+    text = _text(Metrics.create(stages=STAGES))
+    for name in ("process_resident_memory_bytes", "process_cpu_seconds_total",
+                 "process_open_fds", "python_info", "python_gc_collections_total"):  # fmt: skip
+        assert metric_values(text, name), name
 
 
 def test_labels_are_pre_initialised_so_dashboards_show_zeros() -> None:
