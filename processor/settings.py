@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The package's folder, and the repository's (a checkout's; meaningless in an installed wheel).
@@ -38,15 +38,44 @@ class Settings(BaseSettings):
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         default="PLAINTEXT", description="Security protocol for every Kafka connection."
     )
-    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] = Field(
         default="SCRAM-SHA-512", description="SASL mechanism when the protocol is SASL_*."
     )
-    kafka_sasl_username: str | None = Field(default=None, description="SASL user name.")
+    kafka_sasl_username: str | None = Field(
+        default=None, description="SASL user name (PLAIN, SCRAM)."
+    )
     kafka_sasl_password: SecretStr | None = Field(
-        default=None, description="SASL password (never logged)."
+        default=None, description="SASL password (PLAIN, SCRAM; never logged)."
+    )
+    kafka_oauth_token_url: str | None = Field(
+        default=None,
+        description=(
+            "OAUTHBEARER: the identity provider's token endpoint; the worker gets its tokens "
+            "there with the OAuth 2.0 client credentials grant and renews them before expiry."
+        ),
+    )
+    kafka_oauth_client_id: str | None = Field(
+        default=None, description="OAUTHBEARER: the client id at the token endpoint."
+    )
+    kafka_oauth_client_secret: SecretStr | None = Field(
+        default=None, description="OAUTHBEARER: the client secret (never logged)."
+    )
+    kafka_oauth_scope: str | None = Field(
+        default=None, description="OAUTHBEARER: the scope to ask for, if the provider needs one."
     )
     kafka_ssl_cafile: Path | None = Field(
         default=None, description="CA bundle that signs the brokers' certificates (SSL, SASL_SSL)."
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        default=None,
+        description="Mutual TLS: this client's certificate (PEM; SSL, SASL_SSL).",
+    )
+    kafka_ssl_keyfile: Path | None = Field(
+        default=None,
+        description="Mutual TLS: the certificate's key (PEM), unless the certfile holds it.",
+    )
+    kafka_ssl_key_password: SecretStr | None = Field(
+        default=None, description="Mutual TLS: the private key's password (never logged)."
     )
     embedded_broker_port: int = Field(
         default=0,
@@ -176,6 +205,23 @@ class Settings(BaseSettings):
             "time; never logged. Unset: the API is off and answers 404."
         ),
     )
+
+    @model_validator(mode="after")
+    def _credentials_complete(self) -> Settings:
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        oauth = ("kafka_oauth_token_url", "kafka_oauth_client_id", "kafka_oauth_client_secret")
+        if sasl and self.kafka_sasl_mechanism == "OAUTHBEARER":
+            missing = [f"TOUCHPOINT_{f.upper()}" for f in oauth if getattr(self, f) is None]
+            if missing:
+                raise ValueError(f"OAUTHBEARER needs {', '.join(missing)}")
+        elif sasl and (self.kafka_sasl_username is None or self.kafka_sasl_password is None):
+            raise ValueError(
+                f"{self.kafka_sasl_mechanism} needs TOUCHPOINT_KAFKA_SASL_USERNAME and "
+                "TOUCHPOINT_KAFKA_SASL_PASSWORD"
+            )
+        if self.kafka_ssl_keyfile is not None and self.kafka_ssl_certfile is None:
+            raise ValueError("TOUCHPOINT_KAFKA_SSL_KEYFILE needs TOUCHPOINT_KAFKA_SSL_CERTFILE")
+        return self
 
 
 def reference_markdown() -> str:

@@ -37,7 +37,10 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         lines = [
-            f"  TOUCHPOINT_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+            f"  {PREFIX}{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+            if e["loc"]
+            else f"  {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
         ]
         raise SystemExit("touchpoint: invalid configuration:\n" + "\n".join(lines)) from exc
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from aiokafka.errors import KafkaConnectionError
 from aiokafka.helpers import create_ssl_context
+from pydantic import SecretStr
 
+from processor.kafka.oauth import ClientCredentials
 from processor.settings import Settings
 
 
@@ -22,26 +26,81 @@ def bootstrap_of(settings: Settings) -> str:
     return settings.kafka_bootstrap
 
 
+def _path(path: Path | None) -> str | None:
+    return str(path) if path is not None else None
+
+
+def _secret(secret: SecretStr | None) -> str | None:
+    return secret.get_secret_value() if secret is not None else None
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """The TLS context of SSL and SASL_SSL: the brokers' CA, and this client's certificate and
+    key for mutual TLS when set; None for the other protocols."""
+    if settings.kafka_security_protocol not in ("SSL", "SASL_SSL"):
+        return None
+    context: ssl.SSLContext = create_ssl_context(
+        cafile=_path(settings.kafka_ssl_cafile),
+        certfile=_path(settings.kafka_ssl_certfile),
+        keyfile=_path(settings.kafka_ssl_keyfile),
+        password=_secret(settings.kafka_ssl_key_password),
+    )
+    return context
+
+
+def token_provider(settings: Settings) -> ClientCredentials:
+    """The OAUTHBEARER token source (the settings' validation made sure it is complete)."""
+    return ClientCredentials(
+        settings.kafka_oauth_token_url or "",
+        settings.kafka_oauth_client_id or "",
+        _secret(settings.kafka_oauth_client_secret) or "",
+        settings.kafka_oauth_scope,
+    )
+
+
 def connection_kwargs(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for AIOKafkaProducer, AIOKafkaConsumer and AIOKafkaAdminClient."""
     kwargs: dict[str, Any] = {
         "bootstrap_servers": bootstrap_of(settings),
         "security_protocol": settings.kafka_security_protocol,
     }
-    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
-        kwargs["ssl_context"] = create_ssl_context(
-            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
-        )
+    context = ssl_context(settings)
+    if context is not None:
+        kwargs["ssl_context"] = context
     if settings.kafka_security_protocol.startswith("SASL_"):
         kwargs["sasl_mechanism"] = settings.kafka_sasl_mechanism
-        kwargs["sasl_plain_username"] = settings.kafka_sasl_username
-        password = settings.kafka_sasl_password
-        kwargs["sasl_plain_password"] = password.get_secret_value() if password else None
+        if settings.kafka_sasl_mechanism == "OAUTHBEARER":
+            kwargs["sasl_oauth_token_provider"] = token_provider(settings)
+        else:
+            kwargs["sasl_plain_username"] = settings.kafka_sasl_username
+            kwargs["sasl_plain_password"] = _secret(settings.kafka_sasl_password)
     return kwargs
 
 
+def faust_credentials(settings: Settings) -> Any:
+    """The same connection settings as Faust's `broker_credentials` (None: PLAINTEXT)."""
+    import faust
+
+    protocol = settings.kafka_security_protocol
+    if protocol.startswith("SASL_") and settings.kafka_sasl_mechanism == "OAUTHBEARER":
+        return faust.OAuthCredentials(
+            oauth_cb=token_provider(settings), ssl_context=ssl_context(settings)
+        )
+    if protocol.startswith("SASL_"):
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=_secret(settings.kafka_sasl_password),
+            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=ssl_context(settings),
+        )
+    if protocol == "SSL":
+        return faust.SSLCredentials(ssl_context(settings))
+    return None
+
+
 class BrokerUnreachable(ConnectionError):
-    """No broker answered at the configured address: one line that says where and what to set."""
+    """No connection to the configured brokers (none answered, TLS or SASL refused): one line
+    that says where, why, and what to set."""
 
     def __init__(self, settings: Settings, what: str, reason: str | None = None) -> None:
         hint = "TOUCHPOINT_KAFKA_BOOTSTRAP"
@@ -49,10 +108,10 @@ class BrokerUnreachable(ConnectionError):
             hint += " (and TOUCHPOINT_KAFKA_SECURITY_PROTOCOL if the brokers need TLS or SASL)"
         else:
             hint += f" and the TLS/SASL settings (protocol {settings.kafka_security_protocol})"
-        why = f" ({reason})" if reason else ""
+        why = reason or "no broker answered"
         super().__init__(
-            f"cannot reach Kafka at {settings.kafka_bootstrap}: {what} found no broker "
-            f"there{why}; check {hint}"
+            f"cannot connect to Kafka at {settings.kafka_bootstrap}: {what} failed: {why}; "
+            f"check {hint}"
         )
 
 

@@ -11,7 +11,7 @@ import faust
 
 from processor import topics as t
 from processor.journey.definition import Journey
-from processor.kafka.clients import connection_kwargs
+from processor.kafka.clients import connection_kwargs, faust_credentials
 from processor.metrics import Metrics
 from processor.settings import Settings
 from processor.stream.checkpoint import Layout
@@ -98,28 +98,6 @@ class Runtime:
         self.graph_fences = Fences(self.graph_writes, window)
 
 
-def _credentials(settings: Settings) -> Any:
-    protocol = settings.kafka_security_protocol
-    if protocol.startswith("SASL_"):
-        password = settings.kafka_sasl_password
-        return faust.SASLCredentials(
-            username=settings.kafka_sasl_username,
-            password=password.get_secret_value() if password else None,
-            mechanism=settings.kafka_sasl_mechanism,
-            ssl_context=_ssl(settings) if protocol == "SASL_SSL" else None,
-        )
-    if protocol == "SSL":
-        return faust.SSLCredentials(_ssl(settings))
-    return None
-
-
-def _ssl(settings: Settings) -> Any:
-    from aiokafka.helpers import create_ssl_context
-
-    cafile = str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
-    return create_ssl_context(cafile=cafile)
-
-
 def _whole_days(span: timedelta | None) -> int | None:
     return None if span is None else math.ceil(span / timedelta(days=1))
 
@@ -138,7 +116,7 @@ def create_app(
     app = faust.App(
         t.APP_ID,
         broker=brokers,
-        broker_credentials=_credentials(settings),
+        broker_credentials=faust_credentials(settings),
         store="rocksdb://" if settings.store == "rocksdb" else "memory://",
         datadir=str(settings.data_dir),
         autodiscover=False,

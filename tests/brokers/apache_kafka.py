@@ -30,6 +30,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self, TypeVar
@@ -44,6 +45,7 @@ __all__ = [
     "ApacheKafka",
     "BrokerStartError",
     "BrokerUnavailable",
+    "ScramTls",
     "default_cache_dir",
     "ensure_jars",
     "kafka_version",
@@ -228,6 +230,20 @@ logger.request.name = kafka.request.logger
 logger.request.level = WARN
 """
 
+
+@dataclass(frozen=True)
+class ScramTls:
+    """A second listener, SASL_SSL with SCRAM-SHA-512, for one user (created at format time).
+
+    ``keystore`` is a PEM file with the broker's private key (unencrypted PKCS#8) and its
+    certificate, which must name 127.0.0.1 (clients check the host name)."""
+
+    keystore: Path
+    username: str
+    password: str
+    mechanism: str = "SCRAM-SHA-512"
+
+
 _RUNNING: set[ApacheKafka] = set()  # strong refs: a dropped broker is still killed at exit
 
 
@@ -258,6 +274,7 @@ class ApacheKafka:
         heap: str = "1g",
         start_timeout: float = 120.0,
         properties: Mapping[str, str] | None = None,
+        scram_tls: ScramTls | None = None,
         progress: Callable[[str], None] = print,
     ) -> None:
         self.data_dir = data_dir.expanduser().resolve()
@@ -266,10 +283,12 @@ class ApacheKafka:
         self.heap = heap
         self.start_timeout = start_timeout
         self.extra_properties = dict(properties or {})
+        self.scram_tls = scram_tls
         self.progress = progress
         self.version = kafka_version()
         self.port: int | None = None
         self.controller_port: int | None = None
+        self.secure_port: int | None = None
         self.cluster_id: str | None = None
         #: Seconds the last start() took until the broker answered (without jar download).
         self.start_seconds: float | None = None
@@ -284,6 +303,13 @@ class ApacheKafka:
         if self.port is None:
             raise RuntimeError("the broker has not been started")
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def secure_bootstrap(self) -> str:
+        """``"127.0.0.1:PORT"`` of the SASL_SSL listener (with ``scram_tls``)."""
+        if self.secure_port is None:
+            raise RuntimeError("the broker has no SASL_SSL listener (scram_tls) or is not started")
+        return f"127.0.0.1:{self.secure_port}"
 
     @property
     def pid(self) -> int | None:
@@ -320,7 +346,8 @@ class ApacheKafka:
         attempts = 3 if self.port is None else 1
         for attempt in range(1, attempts + 1):
             if self.port is None or self.controller_port is None:
-                self.port, self.controller_port = _free_ports(2)
+                self.port, self.controller_port, secure = _free_ports(3)
+                self.secure_port = secure if self.scram_tls is not None else None
             self._write_properties()
             self._format_storage(libs)
             try:
@@ -329,7 +356,7 @@ class ApacheKafka:
             except BrokerStartError as exc:
                 bind_failed = "Address already in use" in f"{exc}{_tail(self.log_path, 200)}"
                 if attempt < attempts and bind_failed:
-                    self.port = self.controller_port = None
+                    self.port = self.controller_port = self.secure_port = None
                     continue
                 raise
         raise AssertionError("unreachable")
@@ -425,6 +452,8 @@ class ApacheKafka:
             "transaction.state.log.min.isr": "1",
             "transaction.state.log.num.partitions": "4",
         }
+        if self.scram_tls is not None:
+            props.update(self._scram_tls_properties(self.scram_tls))
         if int(self.version.split(".")[0]) >= 4:  # share groups (KIP-932) exist from 4.0 on
             props["share.coordinator.state.topic.replication.factor"] = "1"
             props["share.coordinator.state.topic.min.isr"] = "1"
@@ -432,6 +461,24 @@ class ApacheKafka:
         lines = ["# Written by tests/brokers/apache_kafka.py"]
         lines += [f"{key}={value}" for key, value in props.items()]
         self.properties_path.write_text("\n".join(lines) + "\n", "utf-8")
+
+    def _scram_tls_properties(self, scram: ScramTls) -> dict[str, str]:
+        sport = self.secure_port
+        prefix = f"listener.name.sasl_ssl.{scram.mechanism.lower()}"
+        return {
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
+            f"CONTROLLER://127.0.0.1:{self.controller_port},SASL_SSL://127.0.0.1:{sport}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
+            f"SASL_SSL://127.0.0.1:{sport}",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,"
+            "SASL_SSL:SASL_SSL",
+            "sasl.enabled.mechanisms": scram.mechanism,
+            f"{prefix}.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
+            "listener.name.sasl_ssl.ssl.keystore.type": "PEM",
+            "listener.name.sasl_ssl.ssl.keystore.location": str(scram.keystore),
+        }
 
     def _format_storage(self, libs: Path) -> None:
         meta = self.log_dirs / "meta.properties"
@@ -449,6 +496,7 @@ class ApacheKafka:
             "-c",
             str(self.properties_path),
             "--ignore-formatted",
+            *self._scram_users(),
             heap="256m",
         )
         result = subprocess.run(
@@ -467,6 +515,15 @@ class ApacheKafka:
                 f"formatting {self.log_dirs} failed (exit code {result.returncode}):\n"
                 f"{(result.stdout + result.stderr).strip()[-4000:]}"
             )
+
+    def _scram_users(self) -> list[str]:
+        scram = self.scram_tls
+        if scram is None:
+            return []
+        return [
+            "--add-scram",
+            f"{scram.mechanism}=[name={scram.username},password={scram.password}]",
+        ]
 
     def _launch_and_wait(self, libs: Path) -> None:
         assert self.port is not None

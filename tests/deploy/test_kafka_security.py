@@ -1,6 +1,7 @@
 """Kafka security from the environment alone: SASL_SSL with SCRAM and a private CA reach the
 worker's Faust app and every aiokafka client the commands create; the password stays out of
-logs. (A broker with SCRAM over TLS is not started here: this checks what each client is given.)"""
+logs; mutual TLS presents the client certificate to a server that requires one. (The broker
+with SCRAM over TLS is in tests/integration/test_kafka_scram_tls.py.)"""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import faust
 import pytest
 
 from processor.journey.definition import load_journey
-from processor.kafka.clients import connection_kwargs
+from processor.kafka.clients import connection_kwargs, faust_credentials
 from processor.metrics import Metrics
 from processor.settings import DEFAULT_JOURNEY_FILE, Settings
 from processor.stream.app import create_app
@@ -93,3 +94,93 @@ def test_plaintext_needs_no_credentials(monkeypatch: pytest.MonkeyPatch) -> None
         monkeypatch.delenv(f"TOUCHPOINT_KAFKA_{name}", raising=False)
     kwargs = connection_kwargs(Settings())
     assert kwargs == {"bootstrap_servers": "127.0.0.1:9092", "security_protocol": "PLAINTEXT"}
+
+
+def _client_pki(directory: Path) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, all signed by it."""
+    openssl = require_tool("openssl")
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], cwd=directory, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca",
+        "-keyout", "ca.key", "-out", "ca.pem")  # fmt: skip
+    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    for name in ("server", "client"):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout",
+            f"{name}.key", "-out", f"{name}.csr")  # fmt: skip
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "1", "-extfile", "san.ext",
+            "-out", f"{name}.pem")  # fmt: skip
+    return {n: directory / n for n in ("ca.pem", "server.pem", "server.key", "client.pem",
+                                        "client.key")}  # fmt: skip
+
+
+def _handshake(client: ssl.SSLContext, pki: dict[str, Path]) -> str | None:
+    """TLS with a server that requires a client certificate from the CA; the client's CN."""
+    import socket
+    import threading
+
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(pki["server.pem"], pki["server.key"])
+    server.load_verify_locations(pki["ca.pem"])
+    server.verify_mode = ssl.CERT_REQUIRED
+    seen: list[str | None] = []
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            try:
+                with server.wrap_socket(conn, server_side=True) as tls:
+                    peer = tls.getpeercert() or {}
+                    seen.append(dict(x[0] for x in peer.get("subject", ())).get("commonName"))
+            except (ssl.SSLError, OSError):
+                seen.append(None)
+
+        thread = threading.Thread(target=serve)
+        thread.start()
+        try:
+            with (
+                socket.create_connection(("127.0.0.1", port)) as raw,
+                client.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+            ):
+                tls.recv(1)
+        except (ssl.SSLError, OSError):
+            pass
+        thread.join(10)
+    return seen[0] if seen else None
+
+
+def test_mutual_tls_presents_the_client_certificate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pki = _client_pki(tmp_path)
+    monkeypatch.setenv("TOUCHPOINT_KAFKA_BOOTSTRAP", "127.0.0.1:9093")
+    monkeypatch.setenv("TOUCHPOINT_KAFKA_SECURITY_PROTOCOL", "SSL")
+    monkeypatch.setenv("TOUCHPOINT_KAFKA_SSL_CAFILE", str(pki["ca.pem"]))
+    without = connection_kwargs(Settings())["ssl_context"]
+    assert _handshake(without, pki) is None  # the server refuses a client without one
+    monkeypatch.setenv("TOUCHPOINT_KAFKA_SSL_CERTFILE", str(pki["client.pem"]))
+    monkeypatch.setenv("TOUCHPOINT_KAFKA_SSL_KEYFILE", str(pki["client.key"]))
+    settings = Settings()
+    assert _handshake(connection_kwargs(settings)["ssl_context"], pki) == "client"
+    creds = faust_credentials(settings)
+    assert isinstance(creds, faust.SSLCredentials)
+    assert _handshake(creds.context, pki) == "client"
+
+
+def test_incomplete_credentials_are_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from processor.cli.common import load_settings
+
+    monkeypatch.setenv("TOUCHPOINT_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("TOUCHPOINT_KAFKA_SASL_MECHANISM", "OAUTHBEARER")
+    monkeypatch.setenv("TOUCHPOINT_KAFKA_OAUTH_TOKEN_URL", "https://idp.example/token")
+    with pytest.raises(SystemExit) as exit_:
+        load_settings()
+    assert str(exit_.value.code) == (
+        "touchpoint: invalid configuration:\n  OAUTHBEARER needs "
+        "TOUCHPOINT_KAFKA_OAUTH_CLIENT_ID, TOUCHPOINT_KAFKA_OAUTH_CLIENT_SECRET"
+    )

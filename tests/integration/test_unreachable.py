@@ -37,5 +37,6 @@ def test_unreachable_broker_gives_one_line(command: str, tmp_path: Path) -> None
     assert result.returncode == 1
     assert result.stdout == ""
     (line,) = result.stderr.splitlines()
-    assert line.startswith(f"touchpoint: cannot reach Kafka at {address}: "), line
+    assert line.startswith(f"touchpoint: cannot connect to Kafka at {address}: "), line
+    assert "Connect call failed" in line, line
     assert "TOUCHPOINT_KAFKA_BOOTSTRAP" in line
