@@ -64,7 +64,7 @@ test-kafka: setup system-deps ## every broker test, the fault suite included, ag
 test-faults: setup system-deps ## the fault suite (kills, broker restart, lost state, bad input) on Apache Kafka
 	TOUCHPOINT_TEST_BROKER=kafka $(BIN)/pytest -m broker tests/faults $(PYTEST_ARGS)
 
-# The README's dashboard picture: the dashboard's queries on a real Prometheus, drawn (not Grafana).
+# The dashboard picture in docs/operations.md: the dashboard's queries on a real Prometheus, drawn (not Grafana).
 dashboard-png: setup system-deps ## redraw deploy/grafana/dashboard.png from 3 min of simulated traffic
 	TOUCHPOINT_DASHBOARD_TRAFFIC_S=180 TOUCHPOINT_DASHBOARD_PNG=deploy/grafana/dashboard.png \
 		$(BIN)/pytest tests/integration/test_prometheus.py -k drawn_from_its_queries $(PYTEST_ARGS)

@@ -1,4 +1,4 @@
-"""Inbound wire models: touchpoint events and control commands, as CONTRACT.md defines them."""
+"""Inbound wire models: touchpoint events and control commands, as docs/contract.md defines them."""
 
 import re
 import unicodedata

@@ -1,4 +1,4 @@
-"""Outbound wire models: actions, stage transitions and dead letters, per CONTRACT.md."""
+"""Outbound wire models: actions, stage transitions and dead letters, per docs/contract.md."""
 
 from datetime import UTC, datetime
 from enum import StrEnum

@@ -1,4 +1,5 @@
-"""JSON Schemas of the wire contract, generated from the models and kept in topics/schemas/."""
+"""JSON Schemas generated from the models: the wire contract's, kept in topics/schemas/, and the
+journey file's (beside the shipped journey), which editors use to complete and check one."""
 
 import json
 from pathlib import Path
@@ -113,6 +114,38 @@ def _render(schema: dict[str, Any]) -> str:
 
 def _files() -> dict[str, str]:
     return {f"{name}.schema.json": _render(schema) for name, schema in generate().items()}
+
+
+#: The journey file's schema, shipped beside the `lifecycle` journey that names it.
+JOURNEY_SCHEMA = Path(__file__).resolve().parent / "journey" / "journey.schema.json"
+
+
+def journey_schema() -> dict[str, Any]:
+    """The journey file's JSON Schema (draft 2020-12): its keys, types, durations and enums."""
+    from processor.journey.definition import Journey
+
+    schema = Journey.model_json_schema(mode="validation", by_alias=True)
+    return {
+        **schema,
+        **_header(
+            "journey",
+            "Journey file",
+            "A touchpoint-processor journey: stages, transitions, rules and policies "
+            "(`touchpoint journey validate` checks what a schema cannot: stage names, "
+            "conditions, parameters).",
+        ),
+    }
+
+
+def write_journey_schema(path: Path = JOURNEY_SCHEMA) -> Path:
+    """Write the journey file's schema; returns its path."""
+    path.write_text(_render(journey_schema()), encoding="utf-8", newline="\n")
+    return path
+
+
+def journey_schema_stale(path: Path = JOURNEY_SCHEMA) -> bool:
+    """Whether the journey file's schema at `path` is missing or differs from the models."""
+    return not path.is_file() or path.read_text(encoding="utf-8") != _render(journey_schema())
 
 
 def write(directory: Path) -> list[Path]:

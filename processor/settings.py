@@ -21,7 +21,7 @@ class Settings(BaseSettings):
     """How a worker connects, where it keeps state, and how it behaves.
 
     Every field is read from the environment variable `TOUCHPOINT_<FIELD>` (upper case).
-    This class is the reference configuration: the README's table is generated from it.
+    This class is the reference configuration: docs/operations.md's table is generated from it.
     """
 
     model_config = SettingsConfigDict(

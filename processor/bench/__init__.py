@@ -2,5 +2,5 @@
 
 `make bench` (`python -m processor.bench`) starts one embedded broker, generates a realistic
 stream once (cached under `data/bench/`), publishes it to the inbound topics, and replays it to
-each contestant in turn; see the README's Performance section for what is measured and how.
+each contestant in turn; see docs/performance.md for what is measured and how.
 """

@@ -19,7 +19,7 @@ Reads touchpoint events from touchpoints.web, touchpoints.email and touchpoints.
 keeps each person's journey state, and writes stage transitions to journey.transitions,
 follow-up actions to journey.actions, and unprocessable input to touchpoints.deadletter.
 
-Configuration comes from TOUCHPOINT_* environment variables (see the README). Without
+Configuration comes from TOUCHPOINT_* environment variables (docs/operations.md). Without
 TOUCHPOINT_KAFKA_BOOTSTRAP, `touchpoint run` starts an embedded broker of its own.
 """
 

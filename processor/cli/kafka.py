@@ -120,11 +120,13 @@ def cmd_schemas(args: argparse.Namespace) -> int:
 
     directory = load_settings().topics_dir / "schemas"
     if args.check:
-        stale = schemas.stale(directory)
-        for name in stale:
-            print(f"stale: {directory / name}")
+        stale = [directory / name for name in schemas.stale(directory)]
+        if schemas.journey_schema_stale():
+            stale.append(schemas.JOURNEY_SCHEMA)
+        for path in stale:
+            print(f"stale: {path}")
         return 1 if stale else 0
-    for path in schemas.write(directory):
+    for path in [*schemas.write(directory), schemas.write_journey_schema()]:
         print(f"wrote {path}")
     return 0
 
@@ -224,9 +226,10 @@ def register(sub: Any) -> None:
 
     schemas = sub.add_parser(
         "schemas",
-        help="write the JSON Schemas under topics/schemas",
-        description="Generate the JSON Schemas of the wire messages from "
-        "the models; --check exits 1 when the files are stale.",
+        help="write the JSON Schemas of the messages and of the journey file",
+        description="Generate the JSON Schemas of the wire messages (topics/schemas/) and of "
+        "the journey file (processor/journey/journey.schema.json) from the models; --check "
+        "exits 1 when a file is stale.",
     )
     schemas.add_argument("--check", action="store_true")
     schemas.set_defaults(func=cmd_schemas)

@@ -7,7 +7,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import GetCoreSchemaHandler
+from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
 from processor.journey.state import CustomerState
@@ -90,6 +91,18 @@ class Condition:
         return core_schema.no_info_plain_validator_function(
             cls.compile, serialization=core_schema.plain_serializer_function_ser_schema(_source)
         )
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {
+            "type": "object",
+            "description": "A condition: event properties (`nps: {lte: 6}`, `rating: 5`), facts "
+            "of the person (`stage`, `purchases`, `lifetime_value`, `unopened_streak`, "
+            "`consent: email`), `count`, `touched`, and `any`, `all`, `not` of conditions.",
+            "examples": [{"nps": {"lte": 6}}, {"purchases": {"gte": 2}}, {"consent": "email"}],
+        }
 
 
 def _source(c: Condition) -> Any:

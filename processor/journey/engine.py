@@ -166,7 +166,7 @@ def step(
 ) -> Outcome:
     """Apply one event or fired timer to a person's state; never changes `state` in place.
 
-    Decisions where JOURNEY.md is silent:
+    Decisions where the journey definition is silent:
     - A person's first event makes them enter the initial stage, and may move them on at once
       (a first `product_view` gives none→awareness and awareness→consideration).
     - At most one event-driven move per event: the first matching transition in file order.

@@ -5,11 +5,22 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, WithJsonSchema
 
-from processor.journey.yamlfile import parse_duration
+from processor.journey.yamlfile import DURATION_PATTERN, parse_duration
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": DURATION_PATTERN,
+            "description": "A duration with its unit: 45s, 1h, 7d, 1h30m (ms, s, m, h, d, w).",
+            "examples": ["45s", "1h", "7d"],
+        }
+    ),
+]
 ActionKind = Literal[
     "send_email",
     "send_sms",

@@ -151,7 +151,7 @@ def _identifiers(state: CustomerState, event: Touchpoint) -> None:
 def observe(state: CustomerState, event: Touchpoint, journey: Journey) -> None:
     """Update the facts the rules look at; stage moves and rules come after this.
 
-    Decisions where JOURNEY.md is silent:
+    Decisions where the journey definition is silent:
     - A cart is opened by the first `cart_add` after a purchase (its id is that event's id), holds
       product subtotals (price x quantity, 0 when no price was given), loses products on
       `cart_remove` and is closed by any purchase. Its currency is the first one stated.

@@ -7,7 +7,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import GetCoreSchemaHandler
+from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
 from processor.journey.state import CustomerState
@@ -98,6 +99,17 @@ class Params:
             cls.validate,
             serialization=core_schema.plain_serializer_function_ser_schema(lambda p: p.source),
         )
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {
+            "type": "object",
+            "description": "The action's parameters: literals, or `{reference}`s "
+            "(cart.product_ids, cart.value, cart.currency, viewed.product_ids, coupon_code, "
+            "key, event.<property>).",
+        }
 
 
 def _compile_value(value: Any, where: str, refs: set[str]) -> Callable[[ParamContext], Any]:

@@ -46,7 +46,7 @@ def has_consent(state: CustomerState, channel: str, journey: Journey) -> bool:
 def consent_allows(state: CustomerState, step: Step, journey: Journey) -> bool:
     """May this step's action go out on its channel, as far as consent is concerned?
 
-    Decisions where JOURNEY.md is silent:
+    Decisions where the journey definition is silent:
     - Consent is needed only on the journey's consent channels (email, sms, push); `ads` and `crm`
       actions (retargeting, coupons credited to the account, support tasks, tags) need none and
       are not capped. An unsubscribe can be undone by a later explicit opt-in; a hard bounce or a

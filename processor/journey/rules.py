@@ -149,7 +149,7 @@ def _arm_follow_up(ctx: Ctx, step: Step, trig: Trigger) -> None:
 def run(ctx: Ctx, event_type: str | None, entered: list[str], base: Trigger) -> None:
     """Run every step that this event type or these stage entries trigger, in file order.
 
-    Decisions where JOURNEY.md is silent:
+    Decisions where the journey definition is silent:
     - While a wait of a step is pending for a key (or, without a key, at all), further triggers do
       not re-arm it: the first trigger wins (the cart reminder is due 1 h after the cart opened).
     - A cancelling event cancels the pending waits of its step whose key equals the event's value

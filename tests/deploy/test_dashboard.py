@@ -71,12 +71,12 @@ def test_provisioning_points_at_prometheus_and_the_dashboard_folder() -> None:
     assert provider["options"]["path"].startswith("/")
 
 
-def test_the_readme_shows_the_dashboard_picture_and_says_it_is_not_grafana() -> None:
+def test_the_docs_show_the_dashboard_picture_and_say_it_is_not_grafana() -> None:
     # The picture `make dashboard-png` draws (tests/deploy/dashboard_render.py): the dashboard's
-    # queries on a real Prometheus, which the README must not pass off as Grafana's own.
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert "](deploy/grafana/dashboard.png)" in readme
-    after = readme.split("](deploy/grafana/dashboard.png)", 1)[1][:600]
+    # queries on a real Prometheus, which the docs must not pass off as Grafana's own.
+    docs = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    assert "](../deploy/grafana/dashboard.png)" in docs
+    after = docs.split("](../deploy/grafana/dashboard.png)", 1)[1][:600]
     assert "*Not a Grafana screenshot.*" in after
     assert "rendering of the\ndashboard's queries" in after
     head = (ROOT / "deploy/grafana/dashboard.png").read_bytes()[:24]

@@ -12,7 +12,7 @@ from processor.settings import DEFAULT_JOURNEY_FILE
 from tests.support.observability import ROOT, exported_names, names_in
 
 #: Text files that may name metrics; the bundle itself builds its names from a prefix.
-PLACES = ("README.md", "deploy", "processor", "topics", ".ci", "Makefile")
+PLACES = ("README.md", "docs", "deploy", "processor", "topics", ".ci", "Makefile")
 SUFFIXES = {".md", ".py", ".json", ".yaml", ".yml", ".sh", ""}
 
 
@@ -38,7 +38,7 @@ def test_every_metric_name_used_anywhere_is_exported() -> None:
         if names:
             used[str(path.relative_to(ROOT))] = names
     # The places that must name metrics do.
-    for must in ("README.md", "deploy/prometheus/alerts.yml",
+    for must in ("docs/operations.md", "deploy/prometheus/alerts.yml",
                  "deploy/grafana/dashboards/touchpoint.json",
                  "deploy/k8s/generated/prometheus-rule.yaml"):  # fmt: skip
         assert used.get(must), must

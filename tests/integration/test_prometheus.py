@@ -100,7 +100,7 @@ def test_every_dashboard_and_alert_query_returns_data(topics_ready: str, tmp_pat
         eventually("the worker did not process the traffic", worker_done, timeout_s=120)
         text = worker.metrics()
 
-        # Every metric name the dashboard, the alerts or the README mention is exported.
+        # Every metric name the dashboard, the alerts or the docs mention is exported.
         exported = _sample_names(text)
         for where, names in used_metric_names().items():
             assert names <= exported, (where, sorted(names - exported))
@@ -170,7 +170,7 @@ def test_the_dashboard_drawn_from_its_queries_against_a_real_prometheus(
 ) -> None:
     """Every panel of the dashboard, evaluated over a stretch of simulated traffic, has data;
     the picture is kept as artifacts/dashboard.png. `make dashboard-picture` runs this test
-    longer (TOUCHPOINT_DASHBOARD_TRAFFIC_S) and copies the picture to where the README shows it
+    longer (TOUCHPOINT_DASHBOARD_TRAFFIC_S) and copies the picture to where the docs show it
     (TOUCHPOINT_DASHBOARD_PNG)."""
     binary = require_tool("prometheus")
     chromium = require_tool("chromium")

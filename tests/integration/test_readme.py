@@ -1,4 +1,5 @@
-"""The README's promises: its shell examples work, and its configuration table is current."""
+"""The README's and the docs' promises: the shell examples work, the configuration table and the
+journey diagram are current."""
 
 from __future__ import annotations
 
@@ -13,17 +14,20 @@ import pytest
 from processor.settings import REPO_ROOT, reference_markdown
 from tests.support.worker import WorkerProcess
 
-README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+README = REPO_ROOT / "README.md"
+OPERATIONS = REPO_ROOT / "docs" / "operations.md"
+JOURNEYS = REPO_ROOT / "docs" / "journeys.md"
 
 
-def _between(start: str, end: str) -> str:
-    match = re.search(re.escape(start) + r"\n(.*?)" + re.escape(end), README, re.S)
-    assert match, f"README lacks the block {start} … {end}"
+def _between(start: str, end: str, path: Path = README) -> str:
+    text = path.read_text(encoding="utf-8")
+    match = re.search(re.escape(start) + r"\n(.*?)" + re.escape(end), text, re.S)
+    assert match, f"{path.name} lacks the block {start} … {end}"
     return match.group(1)
 
 
 def test_configuration_table_is_generated_from_the_settings() -> None:
-    block = _between("<!-- settings-reference -->", "<!-- /settings-reference -->")
+    block = _between("<!-- settings-reference -->", "<!-- /settings-reference -->", OPERATIONS)
     assert block == reference_markdown()
 
 
@@ -70,5 +74,5 @@ def test_journey_graph_is_the_default_journeys(capsys: pytest.CaptureFixture[str
     from processor.cli import main
 
     assert main(["journey", "graph", str(REPO_ROOT / "processor/journey/lifecycle.yaml")]) == 0
-    block = _between("<!-- journey-graph -->", "<!-- /journey-graph -->")
+    block = _between("<!-- journey-graph -->", "<!-- /journey-graph -->", JOURNEYS)
     assert block == "```mermaid\n" + capsys.readouterr().out + "```\n"

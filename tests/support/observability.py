@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy/grafana/dashboards/touchpoint.json"
 ALERTS = ROOT / "deploy/prometheus/alerts.yml"
 ALERT_TESTS = ROOT / "deploy/prometheus/alerts.test.yml"
-README = ROOT / "README.md"
+#: The documentation that names metrics (the metrics table, the runbook).
+DOCS = (ROOT / "docs" / "operations.md", ROOT / "docs" / "runbook.md")
 
 METRIC_NAME = re.compile(r"\btouchpoint_[a-z0-9_]*[a-z0-9]\b")
 #: Grafana's macros, with windows long enough to hold a whole test's traffic (scraped every 1 s).
@@ -102,11 +103,11 @@ def names_in(text: str) -> set[str]:
 
 
 def used_metric_names() -> dict[str, set[str]]:
-    """Metric names used by the dashboard, the alerts and the README, by file."""
+    """Metric names used by the dashboard, the alerts and the docs, by file."""
     return {
         "dashboard": names_in("\n".join(e for _, e in dashboard_queries())),
         "alerts": names_in(ALERTS.read_text(encoding="utf-8")),
-        "README": names_in(README.read_text(encoding="utf-8")),
+        "docs": names_in("\n".join(p.read_text(encoding="utf-8") for p in DOCS)),
     }
 
 
