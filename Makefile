@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # `make test` runs its tests in this many pytest processes (pytest-xdist; 0: in one process).
 TEST_JOBS ?= 2
 
-.PHONY: help setup constraints run broker test test-kafka test-faults lint format schemas clean system-deps bench dashboard-png
+.PHONY: help setup constraints run broker test test-pythons test-kafka test-faults lint format schemas clean system-deps bench dashboard-png
 
 help: ## show this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -51,6 +51,12 @@ schemas: setup ## regenerate topics/schemas from the models
 
 test: lint system-deps ## the default suite: unit tests and embedded-broker tests, in TEST_JOBS (2) pytest processes
 	$(BIN)/pytest -n $(TEST_JOBS) $(PYTEST_ARGS)
+
+# The other Python versions the package supports; `make test-pythons` tests each one found.
+PYTHONS ?= 3.12 3.13
+
+test-pythons: ## the unit tests (scenarios included) on Python 3.12 and 3.13, where installed
+	./.ci/test-pythons.sh $(PYTHONS)
 
 system-deps: ## install Prometheus, Chromium and kcat for the tests (Debian packages), if missing
 	./.ci/system-deps.sh

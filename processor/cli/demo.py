@@ -70,7 +70,7 @@ def _get(url: str) -> str | None:
 async def _live(args: argparse.Namespace, settings: Settings, base: str, out: IO[str]) -> None:
     from processor.simulate.generator import generate
     from processor.simulate.publisher import publish
-    from processor.simulate.summary import Snapshot, parse, render
+    from processor.simulate.summary import Snapshot, parse
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -82,25 +82,73 @@ async def _live(args: argparse.Namespace, settings: Settings, base: str, out: IO
         publish(settings, lambda start: generate(replace(config, start=start)))
     )
     before: Snapshot | None = None
-    clear = "\x1b[H\x1b[2J" if out.isatty() else ""
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), args.refresh)
-        text = await asyncio.to_thread(_get, f"{base}/metrics")
-        if text is None or stop.is_set():
-            continue
-        now = parse(text)
-        sim_day = (time.monotonic() - t0) * config.compression / 86400
-        done = " (simulation finished; timers keep firing)" if sim.done() else ""
-        out.write(f"{clear}{render(now, before, args.refresh, sim_day, base)}{done}\n")
-        out.write("   Ctrl-C stops broker, worker and simulator\n\n")
-        out.flush()
-        before = now
-        if sim.done() and sim.exception() is not None:
-            raise OSError(f"the simulator failed: {sim.exception()}")
+    with _Screen(out) as screen:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), args.refresh)
+            text = await asyncio.to_thread(_get, f"{base}/metrics")
+            if text is None or stop.is_set():
+                continue
+            now = parse(text)
+            sim_day = (time.monotonic() - t0) * config.compression / 86400
+            screen.show(now, before, args.refresh, sim_day, base, sim.done())
+            before = now
+            if sim.done() and sim.exception() is not None:
+                raise OSError(f"the simulator failed: {sim.exception()}")
     sim.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await sim
+
+
+class _Screen:
+    """Where the summary goes: one live-updating panel on a terminal (rich), else plain lines
+    appended to the output (a log keeps every summary)."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+        self.live: Any = None
+
+    def __enter__(self) -> _Screen:
+        if self.out.isatty():
+            from rich.console import Console
+            from rich.live import Live
+
+            self.live = Live(console=Console(file=self.out), auto_refresh=False)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.__exit__(None, None, None)
+
+    def show(
+        self, now: Any, before: Any, interval_s: float, sim_day: float, url: str, done: bool
+    ) -> None:
+        from processor.simulate.summary import render, rows, title
+
+        note = "simulation finished; timers keep firing" if done else ""
+        if self.live is None:
+            tail = f" ({note})" if note else ""
+            self.out.write(f"{render(now, before, interval_s, sim_day, url)}{tail}\n")
+            self.out.write("   Ctrl-C stops broker, worker and simulator\n\n")
+            self.out.flush()
+            return
+        self.live.update(panel(title(sim_day, url), rows(now, before, interval_s), note))
+        self.live.refresh()
+
+
+def panel(heading: str, lines: list[tuple[str, str]], note: str = "") -> Any:
+    """The summary as a rich panel: a two-column table under the heading."""
+    from rich.panel import Panel
+    from rich.table import Table
+
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column()
+    for label, value in lines:
+        table.add_row(label, value)
+    footer = " · ".join(x for x in (note, "Ctrl-C stops broker, worker and simulator") if x)
+    return Panel(table, title=heading, subtitle=footer, border_style="blue")
 
 
 def _sim_config(args: argparse.Namespace, settings: Settings) -> Any:

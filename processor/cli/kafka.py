@@ -12,6 +12,7 @@ from typing import Any
 
 from processor import topics as t
 from processor.cli.common import load_settings, positive_float, positive_int
+from processor.cli.progress import progress
 
 TAILABLE = {"actions": t.ACTIONS, "transitions": t.TRANSITIONS, "deadletter": t.DEADLETTER}
 
@@ -33,14 +34,13 @@ def cmd_topics(args: argparse.Namespace) -> int:
 def cmd_publish(args: argparse.Namespace) -> int:
     from processor.kafka.tools import publish
 
-    def progress(n: int) -> None:
-        print(f"\rpublished {n}", end="", file=sys.stderr, flush=True)
-
     now = datetime.now(UTC) if args.now else None
-    sent = asyncio.run(
-        publish(load_settings(), args.file, args.topic, progress, now=now, any_topic=args.any_topic)
-    )
-    print(f"\rpublished {sent} message(s) from {args.file}", file=sys.stderr)
+    settings = load_settings()
+    with progress(f"publishing {args.file.name}") as done:
+        sent = asyncio.run(
+            publish(settings, args.file, args.topic, done, now=now, any_topic=args.any_topic)
+        )
+    print(f"published {sent} message(s) from {args.file}", file=sys.stderr)
     return 0
 
 
@@ -106,9 +106,11 @@ def cmd_deadletter(args: argparse.Namespace) -> int:
     def say(line: str) -> None:
         print(line, flush=True)
 
-    report = asyncio.run(
-        replay_deadletters(load_settings(), args.kind, dry_run=args.dry_run, say=say)
-    )
+    settings = load_settings()
+    with progress("reading dead letters", unit="letters") as done:
+        report = asyncio.run(
+            replay_deadletters(settings, args.kind, dry_run=args.dry_run, say=say, progress=done)
+        )
     for kind in args.kind:
         verb = "would replay" if args.dry_run else "replayed"
         print(f"{kind}: {verb} {report.replayed[kind]}, refused {report.refused[kind]}")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from processor.cli.common import fraction, load_settings, positive_float, positive_int
+from processor.cli.progress import progress
 
 #: --output files start here unless --start says otherwise, so the seed alone fixes the bytes.
 FILE_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -75,7 +76,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     config = config_from(args, settings.max_event_bytes)
     stats = Stats()
     if args.output is not None:
-        n = write_lines(args.output, generate(config, stats))
+        with progress(f"writing {args.output.name}", config.events) as done:
+            n = write_lines(args.output, generate(config, stats), None if args.quiet else done)
         print(f"wrote {n} message(s) to {args.output}", file=sys.stderr)
         return 0
 
@@ -96,11 +98,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         )
 
     start = None if args.start in (None, "now") else config.start
-    progress = asyncio.run(publish(settings, messages, start=start, on_progress=show))
+    sent = asyncio.run(publish(settings, messages, start=start, on_progress=show))
     if not args.quiet:
         print(file=sys.stderr)
     print(
-        f"published {progress.sent} message(s): {stats.valid} valid, {stats.duplicates} "
+        f"published {sent.sent} message(s): {stats.valid} valid, {stats.duplicates} "
         f"duplicate, {sum(stats.invalid.values())} invalid "
         f"({', '.join(f'{k} {v}' for k, v in sorted(stats.invalid.items())) or 'none'})",
         file=sys.stderr,

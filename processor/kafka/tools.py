@@ -180,7 +180,7 @@ async def publish(
     settings: Settings,
     path: Path,
     topic: str | None,
-    progress: Callable[[int], None],
+    progress: Callable[[int, int], None],
     *,
     now: datetime | None = None,
     any_topic: bool = False,
@@ -189,7 +189,8 @@ async def publish(
     every event time first moves by one offset, so that the latest falls on `now`.
 
     The whole file is checked first (every line routable, `topic` declared unless `any_topic`):
-    a bad line sends nothing. Returns the number of messages Kafka acknowledged."""
+    a bad line sends nothing. `progress(acknowledged, total)` follows it. Returns the number of
+    messages Kafka acknowledged."""
     if topic is not None and not any_topic:
         check_topic(settings, topic)
     total = check_file(path, topic)
@@ -209,7 +210,7 @@ async def publish(
                     await asyncio.gather(*pending)
                     pending.clear()
                     acknowledged = sent
-                    progress(acknowledged)
+                    progress(acknowledged, total)
             await asyncio.gather(*pending)
         except KafkaError as exc:
             raise PublishInterrupted(path, acknowledged, total, exc) from exc
@@ -303,20 +304,27 @@ def _original(letter: dict[str, Any]) -> tuple[str, bytes | None, bytes]:
 
 
 async def replay_deadletters(
-    settings: Settings, kinds: list[str], *, dry_run: bool, say: Callable[[str], None]
+    settings: Settings,
+    kinds: list[str],
+    *,
+    dry_run: bool,
+    say: Callable[[str], None],
+    progress: Callable[[int, int], None] = lambda read, total: None,
 ) -> ReplayReport:
     """Re-publish the dead letters of `kinds` not replayed before to their source topics.
 
     Reads the letters dead-lettered before the run started (a replayed message that fails
     again is a new letter, for a later run), publishes, waits for the acknowledgements, then
     commits the kind's group offset. A crash between the two replays those letters again: the events
-    keep their event_id, so the processor drops what it already processed.
+    keep their event_id, so the processor drops what it already processed. `say` gets a line
+    per refused letter (and, with `dry_run`, per letter it would replay); `progress(read, total)`
+    follows the reading of each kind's letters.
     """
     report = ReplayReport()
     producer = AIOKafkaProducer(**connection_kwargs(settings), acks="all", linger_ms=5)
     async with connected(producer, settings, "the producer replaying dead letters"):
         for kind in kinds:
-            await _replay_kind(settings, kind, producer, report, dry_run, say)
+            await _replay_kind(settings, kind, producer, report, dry_run, say, progress)
     return report
 
 
@@ -327,6 +335,7 @@ async def _replay_kind(
     report: ReplayReport,
     dry_run: bool,
     say: Callable[[str], None],
+    progress: Callable[[int, int], None],
 ) -> None:
     consumer = AIOKafkaConsumer(
         **connection_kwargs(settings),
@@ -343,12 +352,17 @@ async def _replay_kind(
         partitions = await producer.partitions_for(t.DEADLETTER)
         tps = [TopicPartition(t.DEADLETTER, p) for p in sorted(partitions)]
         consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        total = sum([ends[tp] - await consumer.position(tp) for tp in tps])
+        read = 0
         later: dict[TopicPartition, int] = {}
         pending = []
         while active := [tp for tp in tps if tp not in later]:
             batch = await consumer.getmany(*active, timeout_ms=500)
             if not batch and await _caught_up(consumer, active):
                 break
+            read += sum(len(records) for records in batch.values())
+            progress(min(read, total), total)
             for tp, records in batch.items():
                 for r in records:
                     if tp in later:
@@ -395,5 +409,6 @@ async def _replay_one(
         say(f"refused {where} ({kind}): {exc}")
         return []
     report.replayed[kind] += 1
-    say(f"{'would replay' if dry_run else 'replayed'} {where} ({kind}) to {topic}")
+    if dry_run:
+        say(f"would replay {where} ({kind}) to {topic}")
     return [] if dry_run else [await producer.send(topic, value, key=key)]

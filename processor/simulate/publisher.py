@@ -93,7 +93,9 @@ async def _send_due(
     return progress
 
 
-def write_lines(path: Path, messages: Iterable[SimMessage]) -> int:
+def write_lines(
+    path: Path, messages: Iterable[SimMessage], progress: Callable[[int], None] | None = None
+) -> int:
     """Write messages as JSON lines that `touchpoint publish` reads (each names its `channel`).
 
     Only JSON objects fit this format: a generator for a file must not make `decode` messages.
@@ -106,4 +108,6 @@ def write_lines(path: Path, messages: Iterable[SimMessage]) -> int:
             orjson.loads(msg.value)  # the publish tool routes by the parsed `channel`
             f.write(msg.value + b"\n")
             n += 1
+            if progress is not None and n % 1000 == 0:
+                progress(n)
     return n

@@ -63,25 +63,34 @@ def _counts(c: dict[str, float]) -> str:
     return ", ".join(items) if items else "none yet"
 
 
-def render(
-    now: Snapshot, before: Snapshot | None, interval_s: float, sim_day: float, url: str
-) -> str:
-    """A few lines for the terminal: rates, stages, actions, dead letters."""
+def title(sim_day: float, url: str) -> str:
+    """The summary's heading: where the simulated clock is, and where the worker serves."""
+    return f"touchpoint demo · simulated day {sim_day:.1f} · {url}"
+
+
+def rows(now: Snapshot, before: Snapshot | None, interval_s: float) -> list[tuple[str, str]]:
+    """The summary as (label, value) rows: rates, stages, actions, dead letters."""
     # The first summary has no earlier one: its rate covers the first interval from zero.
     earlier = before.consumed if before is not None else 0.0
     rate = (now.consumed - earlier) / interval_s if interval_s > 0 else 0.0
     order = ("awareness", "consideration", "purchase", "retention", "advocacy", "lapsed", "erased")
     stages = "  ".join(f"{s} {int(now.stages.get(s, 0))}" for s in order if s != "erased")
-    return "\n".join(
-        [
-            f"── touchpoint demo · simulated day {sim_day:.1f} · {url}",
-            f"   inbound   {rate:6.1f} msg/s   consumed {int(now.consumed)}   "
-            f"processed {int(now.processed)}   duplicates {int(now.duplicates)}",
-            f"   customers {stages}",
-            f"   actions   {_counts(now.actions)}",
-            f"   held back {_counts(now.suppressed)}   (policy: consent, caps, staleness)",
-            f"   dead      {_counts(now.deadletters)}",
-            f"   timers fired {int(now.timers_fired)}   "
-            f"store purchases after web/email {int(now.cross_channel)}",
-        ]
-    )
+    return [
+        ("inbound", f"{rate:6.1f} msg/s   consumed {int(now.consumed)}   "
+                    f"processed {int(now.processed)}   duplicates {int(now.duplicates)}"),
+        ("customers", stages),
+        ("actions", _counts(now.actions)),
+        ("held back", f"{_counts(now.suppressed)}   (policy: consent, caps, staleness)"),
+        ("dead", _counts(now.deadletters)),
+        ("timers fired", f"{int(now.timers_fired)}   "
+                         f"store purchases after web/email {int(now.cross_channel)}"),
+    ]  # fmt: skip
+
+
+def render(
+    now: Snapshot, before: Snapshot | None, interval_s: float, sim_day: float, url: str
+) -> str:
+    """The summary as plain lines, for output that is not a terminal."""
+    lines = [f"── {title(sim_day, url)}"]
+    lines += [f"   {label:<9} {value}" for label, value in rows(now, before, interval_s)]
+    return "\n".join(lines)

@@ -3,8 +3,9 @@ still there, on the installed versions: an upgrade that removes or renames one f
 
 from __future__ import annotations
 
+import asyncio
 import inspect
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,17 @@ from processor.stream.extensions.recovery import BulkRecovery, Tables
 from processor.stream.extensions.scheduler import OldestFirst
 
 
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """A current event loop, as the worker sets one before it builds Faust's services (which
+    read it: without one, Python 3.12 warns and later versions fail)."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield loop
+    asyncio.set_event_loop(None)
+    loop.close()
+
+
 def _app(tmp_path: Path, store: str = "rocksdb://") -> Any:
     return faust.App("extensions-test", broker="kafka://127.0.0.1:9", store=store,
                      datadir=str(tmp_path), autodiscover=False)  # fmt: skip
@@ -42,6 +54,7 @@ def _overrides(subclass: type, base: type, *names: str) -> None:
             ), f"{base.__name__}.{name} changed its parameters"
 
 
+@pytest.mark.usefixtures("loop")
 def test_the_rocksdb_stores_partitions_offset_key_and_key_index(tmp_path: Path) -> None:
     table = _app(tmp_path).Table("t", partitions=4, key_type=bytes, value_type=bytes)
     database = internals.rocksdb_partition(table)
@@ -56,18 +69,21 @@ def test_the_rocksdb_stores_partitions_offset_key_and_key_index(tmp_path: Path) 
     assert isinstance(index, MutableMapping)
 
 
+@pytest.mark.usefixtures("loop")
 def test_the_memory_store_has_no_rocksdb_partitions(tmp_path: Path) -> None:
     table = _app(tmp_path, "memory://").Table("t", partitions=4, key_type=bytes, value_type=bytes)
     assert internals.rocksdb_partitions(table) is None
     assert internals.rocksdb_partition(table) is None
 
 
+@pytest.mark.usefixtures("loop")
 def test_the_apps_aiokafka_producer_is_there_once_started(tmp_path: Path) -> None:
     app = _app(tmp_path)
     with pytest.raises(NotReady):
         internals.aiokafka_producer(app)  # not started: Faust's own error, not AttributeError
 
 
+@pytest.mark.usefixtures("loop")
 def test_the_faust_consumer_keeps_its_committed_offsets(tmp_path: Path) -> None:
     consumer = _app(tmp_path).consumer
     try:
