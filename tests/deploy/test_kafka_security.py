@@ -6,7 +6,6 @@ with SCRAM over TLS is in tests/integration/test_kafka_scram_tls.py.)"""
 from __future__ import annotations
 
 import ssl
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +17,9 @@ from processor.kafka.clients import connection_kwargs, faust_credentials
 from processor.metrics import Metrics
 from processor.settings import DEFAULT_JOURNEY_FILE, Settings
 from processor.stream.app import create_app
-from tests.support.system_tools import require_tool
+from tests.support.pki import certificates
 
 PASSWORD = "s3cr3t-scram-password"
-
-
-def _ca(directory: Path) -> Path:
-    """A throwaway certificate authority, as a cluster's CA bundle file."""
-    openssl = require_tool("openssl")
-    cert = directory / "ca.pem"
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=touchpoint-test-ca", "-keyout", str(directory / "ca.key"),
-         "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert
 
 
 def _trusts_only(context: ssl.SSLContext) -> list[str]:
@@ -52,7 +38,7 @@ def secured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
         "TOUCHPOINT_KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
         "TOUCHPOINT_KAFKA_SASL_USERNAME": "touchpoint",
         "TOUCHPOINT_KAFKA_SASL_PASSWORD": PASSWORD,
-        "TOUCHPOINT_KAFKA_SSL_CAFILE": str(_ca(tmp_path)),
+        "TOUCHPOINT_KAFKA_SSL_CAFILE": str(certificates(tmp_path)["ca.pem"]),
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -96,26 +82,6 @@ def test_plaintext_needs_no_credentials(monkeypatch: pytest.MonkeyPatch) -> None
     assert kwargs == {"bootstrap_servers": "127.0.0.1:9092", "security_protocol": "PLAINTEXT"}
 
 
-def _client_pki(directory: Path) -> dict[str, Path]:
-    """A CA, a server certificate for 127.0.0.1 and a client certificate, all signed by it."""
-    openssl = require_tool("openssl")
-
-    def run(*args: str) -> None:
-        subprocess.run([openssl, *args], cwd=directory, check=True, capture_output=True)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca",
-        "-keyout", "ca.key", "-out", "ca.pem")  # fmt: skip
-    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    for name in ("server", "client"):
-        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout",
-            f"{name}.key", "-out", f"{name}.csr")  # fmt: skip
-        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-days", "1", "-extfile", "san.ext",
-            "-out", f"{name}.pem")  # fmt: skip
-    return {n: directory / n for n in ("ca.pem", "server.pem", "server.key", "client.pem",
-                                        "client.key")}  # fmt: skip
-
-
 def _handshake(client: ssl.SSLContext, pki: dict[str, Path]) -> str | None:
     """TLS with a server that requires a client certificate from the CA; the client's CN."""
     import socket
@@ -155,7 +121,7 @@ def _handshake(client: ssl.SSLContext, pki: dict[str, Path]) -> str | None:
 def test_mutual_tls_presents_the_client_certificate(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pki = _client_pki(tmp_path)
+    pki = certificates(tmp_path, "server", "client")
     monkeypatch.setenv("TOUCHPOINT_KAFKA_BOOTSTRAP", "127.0.0.1:9093")
     monkeypatch.setenv("TOUCHPOINT_KAFKA_SECURITY_PROTOCOL", "SSL")
     monkeypatch.setenv("TOUCHPOINT_KAFKA_SSL_CAFILE", str(pki["ca.pem"]))

@@ -17,7 +17,7 @@ import pytest
 from processor.settings import REPO_ROOT
 from tests.brokers.apache_kafka import ApacheKafka, ScramTls
 from tests.conftest import BROKER, require_apache_kafka
-from tests.support.system_tools import require_tool
+from tests.support.pki import certificates
 from tests.support.worker import WorkerProcess
 
 pytestmark = [
@@ -30,32 +30,14 @@ pytestmark = [
 USER, PASSWORD = "touchpoint", "scram-over-tls-test"
 
 
-def _pki(directory: Path) -> tuple[Path, Path]:
-    """A CA, and the broker's key and certificate for 127.0.0.1 signed by it, in one PEM file."""
-    openssl = require_tool("openssl")
-
-    def run(*args: str) -> None:
-        subprocess.run([openssl, *args], cwd=directory, check=True, capture_output=True)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-        "/CN=touchpoint-test-ca", "-keyout", "ca.key", "-out", "ca.pem")  # fmt: skip
-    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout",
-        "broker.key", "-out", "broker.csr")  # fmt: skip
-    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    run("x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-days", "1", "-extfile", "san.ext", "-out", "broker.pem")  # fmt: skip
-    keystore = directory / "broker-keystore.pem"
-    keystore.write_text(
-        (directory / "broker.key").read_text() + (directory / "broker.pem").read_text()
-    )
-    return directory / "ca.pem", keystore
-
-
 @pytest.fixture(scope="module")
 def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> tuple[ApacheKafka, Path]:
     require_apache_kafka()
     pki = tmp_path_factory.mktemp("pki")
-    ca, keystore = _pki(pki)
+    files = certificates(pki, "broker")
+    ca, keystore = files["ca.pem"], pki / "broker-keystore.pem"
+    # Kafka's PEM keystore: the private key and the certificate in one file.
+    keystore.write_text(files["broker.key"].read_text() + files["broker.pem"].read_text())
     kafka = ApacheKafka(
         tmp_path_factory.mktemp("kafka"), scram_tls=ScramTls(keystore, USER, PASSWORD)
     )
