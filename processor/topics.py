@@ -11,7 +11,7 @@ import yaml
 
 #: Faust's application id. Internal topic names derive from it, so it is fixed, not a setting.
 APP_ID = "touchpoint-processor"
-#: The consumer group of the workers' ingest (stream/ingest.py); the agents' group is APP_ID.
+#: The consumer group of the workers' ingest (stream/agents/ingest.py); the agents' group is APP_ID.
 INGEST_GROUP = f"{APP_ID}-ingest"
 
 WEB = "touchpoints.web"

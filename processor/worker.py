@@ -20,10 +20,11 @@ from processor.kafka import admin
 from processor.kafka.clients import connected, connection_kwargs
 from processor.metrics import Metrics
 from processor.settings import Settings
-from processor.stream import agents, clock
+from processor.stream.agents import wiring
+from processor.stream.agents.ingest import Ingest
 from processor.stream.app import create_app
 from processor.stream.extensions.membership import Membership
-from processor.stream.ingest import Ingest
+from processor.stream.timers import clock
 from processor.web import views
 
 
@@ -51,7 +52,7 @@ def run_worker(settings: Settings) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     metrics = Metrics.create(stages=tuple(journey.stages))
     rt = create_app(settings, journey, metrics, membership=Membership(settings.data_dir))
-    agents.install(rt)
+    wiring.install(rt)
     clock.install(rt)
     views.install(rt)
     rt.ingest = Ingest(rt)

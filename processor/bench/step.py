@@ -23,7 +23,7 @@ from processor.identity import graph
 from processor.journey.definition import Journey
 from processor.journey.engine import EventInput, step
 from processor.journey.state import CustomerState
-from processor.stream.deadletters import CHANNEL_OF_TOPIC
+from processor.stream.agents.deadletters import CHANNEL_OF_TOPIC
 
 _LATE = timedelta(seconds=1)
 #: Later than any event of a benchmark stream (which starts at its file clock, `EPOCH`).

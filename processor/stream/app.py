@@ -14,19 +14,19 @@ from processor.journey.definition import Journey
 from processor.kafka.clients import connection_kwargs, faust_credentials
 from processor.metrics import Metrics
 from processor.settings import Settings
-from processor.stream.checkpoint import Layout
+from processor.stream.agents.fences import Fences
+from processor.stream.commit.checkpoint import Layout
+from processor.stream.commit.units import Unit
+from processor.stream.commit.writes import Coalesced
 from processor.stream.extensions.consumer import WorkerConsumer
 from processor.stream.extensions.membership import Membership
 from processor.stream.extensions.recovery import Tables
 from processor.stream.extensions.scheduler import OldestFirst
-from processor.stream.fences import Fences
 from processor.stream.observe import Observer
-from processor.stream.timers import TimerIndex
-from processor.stream.units import Unit
-from processor.stream.writes import Coalesced
+from processor.stream.timers.index import TimerIndex
 
 if TYPE_CHECKING:
-    from processor.stream.ingest import Ingest
+    from processor.stream.agents.ingest import Ingest
 
 #: A dead letter may carry a whole 1 MiB message escaped as JSON; see topics/touchpoints.deadletter.
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
@@ -59,7 +59,7 @@ class Runtime:
     #: False while a rebalance is under way or the index is being rebuilt: no ticks then.
     clock_ready: bool = False
     #: Each table's writes, released to its changelog when its agent's checkpoint commits, and
-    #: the three agents' units (stream/writes.py, stream/units.py).
+    #: the three agents' units (stream/commit/writes.py, stream/commit/units.py).
     journey_writes: Coalesced = field(init=False)
     graph_writes: Coalesced = field(init=False)
     alias_writes: Coalesced = field(init=False)
@@ -68,13 +68,13 @@ class Runtime:
     routes_unit: Unit = field(init=False)
     #: Stage counts, lag and rate samples for metrics and the status page (stream/observe.py).
     observer: Observer = field(default_factory=Observer)
-    #: Erasure fences of the journey table and of the graph (stream/fences.py).
+    #: Erasure fences of the journey table and of the graph (stream/agents/fences.py).
     fences: Fences = field(init=False)
     graph_fences: Fences = field(init=False)
     #: Whole days within which Kafka holds no copy of a record any more (topics/ settings),
     #: stated on erasure receipts; None when a topic's settings bound nothing.
     erasure_days: int | None = None
-    #: The worker's ingest (stream/ingest.py), once the worker made it.
+    #: The worker's ingest (stream/agents/ingest.py), once the worker made it.
     ingest: Ingest | None = None
 
     def ready(self) -> bool:
@@ -120,7 +120,7 @@ def create_app(
         store="rocksdb://" if settings.store == "rocksdb" else "memory://",
         datadir=str(settings.data_dir),
         autodiscover=False,
-        # A fetch's records oldest first across partitions (stream/ordering.py).
+        # A fetch's records oldest first across partitions (stream/agents/ordering.py).
         ConsumerScheduler=OldestFirst,
         # Topics are created from topics/ by `touchpoint topics apply`, never implicitly.
         topic_allow_declare=False,

@@ -19,8 +19,8 @@ from processor.stream.extensions import internals
 
 if TYPE_CHECKING:
     from processor.journey.engine import Outcome
+    from processor.stream.agents.envelope import Source
     from processor.stream.app import Runtime
-    from processor.stream.envelope import Source
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ Move = tuple[int, str | None, str | None]
 class StageCounts:
     """People per stage, per owned partition of the customer-events topic.
 
-    A recount reads the table as it was at one instant (stream/scan.py), with yields; moves
+    A recount reads the table as it was at one instant (stream/timers/scan.py), with yields; moves
     that happen during the scan are logged and replayed onto the result, so the counts are
     exact however the scan and the agent interleave. A newer recount supersedes an older one
     still running. Moves on a partition not counted yet are ignored: its recount's snapshot

@@ -16,7 +16,7 @@ the restart. The product therefore does not offer the mode.
 Since ingest reads the inbound topics outside Faust (its own consumer group, committed by its
 own checkpoint after Kafka acknowledged its records, never inside a transaction), Faust's
 assignment holds only the internal topics, and the mode commits identity-links too. Every
-record the agents make goes through their checkpoints (stream/units.py), outside Faust's
+record the agents make goes through their checkpoints (stream/commit/units.py), outside Faust's
 transactions, so the mode changes only how their offsets are committed; without faults the
 outputs match the at-least-once run, which is what this test holds.
 """

@@ -86,7 +86,7 @@ def test_state_deleted_between_runs_is_rebuilt_from_the_changelog(
         f"the changelog ({sum(restored):,} records read in bulk); {len(sample)} customer API "
         f"answers compared; the second half took {second_s:.0f} s"
     )
-    # The tables came back through the bulk restore (stream/restore.py), not Faust's own.
+    # The tables came back through the bulk restore (stream/extensions/restore.py), not Faust's own.
     assert sum(restored) >= len(people), restored
     assert [key for key in sample if before[key][0] != 200] == []
     assert after == before

@@ -344,14 +344,15 @@ def _served_routes() -> set[str]:
     from processor.journey.definition import load_journey
     from processor.metrics import Metrics
     from processor.settings import Settings
-    from processor.stream import agents, clock
+    from processor.stream.agents import wiring
     from processor.stream.app import create_app
+    from processor.stream.timers import clock
     from processor.web import views
 
     settings = Settings(kafka_bootstrap="127.0.0.1:9")  # nothing connects
     journey = load_journey(settings.journey_file)
     rt = create_app(settings, journey, Metrics.create(stages=tuple(journey.stages)))
-    agents.install(rt)
+    wiring.install(rt)
     clock.install(rt)
     views.install(rt)
     rt.app.web.init_server()

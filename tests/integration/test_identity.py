@@ -15,7 +15,7 @@ import pytest
 
 from processor import topics as t
 from processor.journey.state import CustomerState
-from processor.stream import fences
+from processor.stream.agents import fences
 from tests.conftest import fresh_broker
 from tests.support.kafka import produce, read_changelog, read_json
 from tests.support.worker import WorkerProcess, metric_values

@@ -14,7 +14,7 @@ import rocksdict
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from processor import topics as t
-from processor.stream.restore import Part, last_offsets, restore
+from processor.stream.extensions.restore import Part, last_offsets, restore
 
 pytestmark = pytest.mark.broker
 

@@ -25,7 +25,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from processor import topics as t
 from processor.journey.engine import action_id
-from processor.stream import bundles
+from processor.stream.commit import bundles
 from tests.support.kafka import read_all
 from tests.support.traffic import midday_zone
 from tests.support.worker import WorkerProcess

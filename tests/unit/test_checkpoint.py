@@ -1,4 +1,4 @@
-"""The checkpoint (stream/checkpoint.py) on stand-ins for aiokafka's producer and a store: its
+"""The checkpoint (commit/checkpoint.py) on stand-ins for aiokafka's producer and a store: its
 steps in order, records where their keys put them, and no commit after a refused record."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 
 from processor import topics as t
 from processor.kafka.partitioner import partition_of
-from processor.stream import bundles
-from processor.stream.checkpoint import (
+from processor.stream.commit import bundles
+from processor.stream.commit.checkpoint import (
     BATCH_OVERHEAD,
     Checkpoint,
     CheckpointFailed,

@@ -1,4 +1,4 @@
-"""Erasure fences (processor/stream/fences.py) over a plain dict as the table."""
+"""Erasure fences (processor/stream/agents/fences.py) over a plain dict as the table."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from processor.stream import fences
-from processor.stream.fences import Fences
+from processor.stream.agents import fences
+from processor.stream.agents.fences import Fences
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -11,7 +11,7 @@ from processor.logs import JsonFormatter, record_fields
 
 def _format(**kwargs: object) -> dict[str, object]:
     record = logging.LogRecord(
-        "processor.stream.ingest", logging.ERROR, __file__, 1, "ingest failed for %s", ("x",),
+        "processor.stream.agents.ingest", logging.ERROR, __file__, 1, "ingest failed %s", ("x",),
         kwargs.pop("exc_info", None),  # type: ignore[arg-type]
     )  # fmt: skip
     record.__dict__.update(kwargs)
@@ -23,8 +23,8 @@ def test_a_line_has_time_level_logger_message_and_the_record_in_hand() -> None:
     line = _format(**record_fields("touchpoints.web", 3, 1234))
     assert set(line) == {"time", "level", "logger", "message", "topic", "partition", "offset"}
     assert line["level"] == "error"
-    assert line["logger"] == "processor.stream.ingest"
-    assert line["message"] == "ingest failed for x"
+    assert line["logger"] == "processor.stream.agents.ingest"
+    assert line["message"] == "ingest failed x"
     assert (line["topic"], line["partition"], line["offset"]) == ("touchpoints.web", 3, 1234)
     assert str(line["time"]).endswith("Z")
 

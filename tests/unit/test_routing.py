@@ -1,5 +1,5 @@
-"""Where ingest sends a valid event, and what the link agent passes on (stream/ingest.py,
-stream/identity.py), on stand-ins for the topics and the graph table."""
+"""Where ingest sends a valid event, and what the link agent passes on (stream/agents/ingest.py,
+stream/agents/identity.py), on stand-ins for the topics and the graph table."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import pytest
 from processor import topics as t
 from processor.metrics import Metrics
 from processor.settings import Settings
-from processor.stream.envelope import unpack
-from processor.stream.fences import Fences
-from processor.stream.identity import handle_link
-from processor.stream.ingest import handle_inbound
-from processor.stream.writes import Coalesced
+from processor.stream.agents.envelope import unpack
+from processor.stream.agents.fences import Fences
+from processor.stream.agents.identity import handle_link
+from processor.stream.agents.ingest import handle_inbound
+from processor.stream.commit.writes import Coalesced
 
 Sent = tuple[str, bytes | None, bytes]
 

@@ -18,11 +18,11 @@ from processor.journey.state import CustomerState, encode, first_due
 from processor.kafka.partitioner import partition_of
 from processor.metrics import Metrics
 from processor.stream.app import Runtime
-from processor.stream.clock import rebuild
+from processor.stream.commit.writes import Coalesced
 from processor.stream.observe import Observer
-from processor.stream.scan import Row, Snapshot
-from processor.stream.timers import TimerIndex
-from processor.stream.writes import Coalesced
+from processor.stream.timers.clock import rebuild
+from processor.stream.timers.index import TimerIndex
+from processor.stream.timers.scan import Row, Snapshot
 
 STAGES = ("awareness", "consideration", "purchase")
 
@@ -214,7 +214,7 @@ async def test_a_rebuild_while_the_agent_runs_agrees_with_one_after_it(tmp_path:
 async def test_a_rebuild_counts_the_unit_in_hand_whose_changes_are_not_stored_yet(
     tmp_path: Path,
 ) -> None:
-    """The journey's changes reach the store when its checkpoint commits (stream/writes.py). A
+    """The journey's changes reach the store when its checkpoint commits (commit/writes.py). A
     rebuild while a unit is in hand sees them as the table's contents all the same: a person's new
     timer, a new person, a deletion; not a partition this worker does not own."""
     table = _rocksdb_table(tmp_path)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from processor.journey.state import CustomerState, first_due
-from processor.stream.timers import TimerIndex
+from processor.stream.timers.index import TimerIndex
 
 
 def _state(*dues: float) -> CustomerState:

@@ -1,4 +1,4 @@
-"""An agent's records into one checkpoint at a time (stream/units.py), on stand-ins for a Faust
+"""An agent's records into one checkpoint at a time (commit/units.py), on stand-ins for a Faust
 stream, app and table: outputs acknowledged, then changelog records, then the records
 acknowledged and their offsets committed at once, in that order; a unit ends when full and when
 nothing more waits."""
@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
-from processor.stream.checkpoint import Checkpoint, Layout
-from processor.stream.units import Unit
-from processor.stream.writes import Coalesced
+from processor.stream.commit.checkpoint import Checkpoint, Layout
+from processor.stream.commit.units import Unit
+from processor.stream.commit.writes import Coalesced
 from tests.unit.test_writes import Batch, Metadata, Table
 
 LAYOUT = Layout({"out": 1}, frozenset())

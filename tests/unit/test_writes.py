@@ -1,4 +1,4 @@
-"""A table's writes held until its checkpoint commits (stream/writes.py), on stand-ins for a
+"""A table's writes held until its checkpoint commits (stream/commit/writes.py), on stand-ins for a
 Faust table and the producer: one changelog record per key, acknowledged before the local store
 gets it, with the changelog offsets it reaches."""
 
@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from aiokafka.structs import TopicPartition
 
-from processor.stream import bundles
-from processor.stream.writes import Coalesced
+from processor.stream.commit import bundles
+from processor.stream.commit.writes import Coalesced
 
 Record = tuple[int, bytes, bytes | None]
 

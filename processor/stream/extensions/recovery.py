@@ -1,5 +1,5 @@
 """Faust's table manager with a recovery that reads the changelogs in bulk first
-(stream/restore.py), and measures each changelog's true end."""
+(stream/extensions/restore.py), and measures each changelog's true end."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from faust.tables.recovery import Recovery
 from faust.types import TP
 
 from processor.stream.extensions import internals
-from processor.stream.restore import TIME_SHARE, Part, last_offsets, restore
+from processor.stream.extensions.restore import TIME_SHARE, Part, last_offsets, restore
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Faust's consumer scheduler, handing out a fetch's records oldest first (stream/ordering.py)."""
+"""Faust's consumer scheduler, handing out a fetch's records oldest first (agents/ordering.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from faust.transport.utils import DefaultSchedulingStrategy
 from faust.types import TP
 
-from processor.stream.ordering import oldest_first
+from processor.stream.agents.ordering import oldest_first
 
 
 class OldestFirst(DefaultSchedulingStrategy):

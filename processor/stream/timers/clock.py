@@ -14,10 +14,10 @@ from typing import Any
 from processor import topics as t
 from processor.journey.state import first_due
 from processor.stream import observe
+from processor.stream.agents.envelope import Source, pack
+from processor.stream.agents.journey import state_of
 from processor.stream.app import Runtime
-from processor.stream.envelope import Source, pack
-from processor.stream.journey import state_of
-from processor.stream.scan import Snapshot
+from processor.stream.timers.scan import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ async def rebuild(rt: Runtime) -> int:
     # snapshot is taken, and the agent's timer notes from here on win over it (timers.py).
     recount = observe.Recount(rt, owned)
     snapshot = Snapshot(rt.table, rt.partitions, owned)
-    # The journey checkpoint in hand reaches the store only when it commits (stream/writes.py);
+    # The journey checkpoint in hand reaches the store only when it commits (commit/writes.py);
     # at this instant its changes are part of the table as much as what the snapshot shows.
     unreleased = {
         key: (partition, raw)

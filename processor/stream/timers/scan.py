@@ -1,7 +1,7 @@
 """Reading the whole journey table as it was at one instant, without copying it into memory.
 
 After every rebalance the stage counts (stream/observe.py) and the due-timer index
-(stream/clock.py) are derived again from the table, while the agents keep processing between
+(stream/timers/clock.py) are derived again from the table, while the agents keep processing between
 the scan's yields. Both reconcile what the agents change after the scan started (the stage
 moves' log, the timer index's notes), so the scan must show the table as it was when it
 started, whatever is written meanwhile.

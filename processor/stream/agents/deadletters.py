@@ -9,9 +9,9 @@ from processor import topics as t
 from processor.decode import Rejection, dead_letter
 from processor.events import Channel
 from processor.messages import ErrorKind, to_json
+from processor.stream.agents.envelope import Source
 from processor.stream.app import Runtime
-from processor.stream.checkpoint import Checkpoint, OutputTooLarge
-from processor.stream.envelope import Source
+from processor.stream.commit.checkpoint import Checkpoint, OutputTooLarge
 
 CHANNEL_OF_TOPIC = {t.WEB: Channel.web, t.EMAIL: Channel.email, t.STORE: Channel.store}
 #: How much of a too-large message a dead letter keeps (the source coordinates hold the rest).

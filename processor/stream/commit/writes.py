@@ -1,5 +1,5 @@
 """Writes: record batches handed to the producer whole, and a table's changes held per key
-until the checkpoint that made them commits (stream/checkpoint.py).
+until the checkpoint that made them commits (stream/commit/checkpoint.py).
 
 `Coalesced` is one table's side of a checkpoint (its `Store`): within a checkpoint the agent's
 own reads see every change at once (the next message of the same key included), but a change

@@ -5,7 +5,7 @@ batch's `Checkpoint` (`send`), and the input's offsets are noted there too (`con
 the batch is done, `commit()` runs the numbered steps, each only after the one before it held:
 
 1. OUTPUTS: every record is handed to the producer (keyed records one aiokafka record batch per
-   topic-partition; internal records packed in bundles, stream/bundles.py) and awaited until
+   topic-partition; internal records packed in bundles, stream/commit/bundles.py) and awaited until
    Kafka acknowledged it;
 2. CHANGELOG: every store's changed keys go to their changelog, awaited the same way;
 3. STORE: every store writes its changes locally, with the changelog offsets they reflect;
@@ -33,8 +33,8 @@ from typing import Any, Protocol
 
 from processor import topics as t
 from processor.kafka.partitioner import partition_of
-from processor.stream import bundles
-from processor.stream.writes import Batches
+from processor.stream.commit import bundles
+from processor.stream.commit.writes import Batches
 
 #: The exit code of a worker whose output Kafka refused: it must not commit the input.
 EXIT_FAILED = 75

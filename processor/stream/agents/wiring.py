@@ -1,13 +1,13 @@
 """The agents: thin adapters from Kafka messages to the pure cores and back.
 
-ingest (inbound topics; stream/ingest.py, a service of the worker, not an agent) → straight to
-customer-events (by person: an event with a customer id; its other identifiers, if any, go to
-identity-links as a `link`) or identity-links (one partition: the graph) or identity-routes (by
-identifier: the aliases) → journey (the state).
+ingest (inbound topics; agents/ingest.py, a service of the worker, not an agent) → straight
+to customer-events (by person: an event with a customer id; its other identifiers, if any, go
+to identity-links as a `link`) or identity-links (one partition: the graph) or identity-routes
+(by identifier: the aliases) → journey (the state).
 
-Each agent takes its records into one checkpoint at a time (stream/units.py); what it sends to
+Each agent takes its records into one checkpoint at a time (commit/units.py); what it sends to
 the three internal topics travels in bundles, one record per partition per checkpoint
-(stream/bundles.py), and the receiving agent handles a bundle's messages one by one, in order.
+(commit/bundles.py), and the receiving agent handles a bundle's messages one by one, in order.
 """
 
 from __future__ import annotations
@@ -17,11 +17,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from processor import logs
-from processor.stream import bundles, deadletters, observe
+from processor.stream import observe
+from processor.stream.agents import deadletters
+from processor.stream.agents.identity import handle_link, handle_route
+from processor.stream.agents.journey import handle_customer
 from processor.stream.app import Runtime
-from processor.stream.checkpoint import Checkpoint, OutputTooLarge
-from processor.stream.identity import handle_link, handle_route
-from processor.stream.journey import handle_customer
+from processor.stream.commit import bundles
+from processor.stream.commit.checkpoint import Checkpoint, OutputTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +33,7 @@ Work = Callable[[Runtime, Checkpoint, bytes, bytes, int], None]
 
 def _each_message(rt: Runtime, stage: str, work: Work) -> Callable[[Checkpoint, Any], None]:
     """The unit's handler of one record: `work` for each message the record carries (a bundle's
-    in order, stream/bundles.py), each contained on its own."""
+    in order, stream/commit/bundles.py), each contained on its own."""
 
     def handle(cp: Checkpoint, event: Any) -> None:
         m = event.message
@@ -50,7 +52,7 @@ def _each_message(rt: Runtime, stage: str, work: Work) -> Callable[[Checkpoint, 
 def _unbundled(
     rt: Runtime, cp: Checkpoint, stage: str, message: Any
 ) -> Sequence[tuple[bytes | None, bytes]]:
-    """The messages an internal record carries (stream/bundles.py). A bundle that cannot be
+    """The messages an internal record carries (stream/commit/bundles.py). A bundle that cannot be
     read (a bug) is dead-lettered whole."""
     try:
         return bundles.messages(message.key, message.value)

@@ -16,11 +16,12 @@ from processor.journey.engine import EventInput, Outcome, erase, fire_due, step
 from processor.journey.merge import absorb
 from processor.journey.state import CustomerState
 from processor.messages import to_json
-from processor.stream import deadletters, fences, observe
+from processor.stream import observe
+from processor.stream.agents import deadletters, fences
+from processor.stream.agents.envelope import Source, pack, unpack
 from processor.stream.app import Runtime
-from processor.stream.checkpoint import Checkpoint, OutputTooLarge
-from processor.stream.envelope import Source, pack, unpack
-from processor.stream.writes import Partition
+from processor.stream.commit.checkpoint import Checkpoint, OutputTooLarge
+from processor.stream.commit.writes import Partition
 
 log = logging.getLogger(__name__)
 #: Identity messages made here have no inbound coordinates.
@@ -127,7 +128,7 @@ def handle_customer(
         other = CustomerState.from_dict(payload["state"]) if kind == "absorb" else None
         event: Touchpoint | None = None
         if rt.fences.live(partition, now) and kind in ("event", "absorb"):
-            # A message about a person erased after it happened (stream/fences.py)?
+            # A message about a person erased after it happened (stream/agents/fences.py)?
             occurred = (
                 _last_seen(other)
                 if other is not None

@@ -30,11 +30,11 @@ import orjson
 from processor import topics as t
 from processor.events import ControlCommand, Identity
 from processor.identity import graph
+from processor.stream.agents.envelope import Source, pack, unpack
+from processor.stream.agents.fences import count_dropped
 from processor.stream.app import Runtime
-from processor.stream.checkpoint import Checkpoint
-from processor.stream.envelope import Source, pack, unpack
-from processor.stream.fences import count_dropped
-from processor.stream.writes import Partition
+from processor.stream.commit.checkpoint import Checkpoint
+from processor.stream.commit.writes import Partition
 
 IDENTITY = "identity"
 

@@ -1,7 +1,7 @@
 """Units: an agent's messages from its Faust stream, taken into one checkpoint at a time.
 
 Faust delivers an agent's records one at a time; a unit gathers them into one `Checkpoint`
-(stream/checkpoint.py) and commits it when `max_messages` are in it, when no further record
+(stream/commit/checkpoint.py) and commits it when `max_messages` are in it, when no further record
 waits in the agent's buffer, or at the latest `FLUSH_AFTER_S` after its first. The handler gets
 the unit's checkpoint with each record: everything it makes goes there, and its table's
 changes (a `Coalesced`, the checkpoint's store) reach the changelog and the local store when
@@ -22,7 +22,13 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from processor.stream.checkpoint import EXIT_FAILED, Checkpoint, CheckpointFailed, Layout, Store
+from processor.stream.commit.checkpoint import (
+    EXIT_FAILED,
+    Checkpoint,
+    CheckpointFailed,
+    Layout,
+    Store,
+)
 from processor.stream.extensions import internals
 
 log = logging.getLogger(__name__)
@@ -94,7 +100,7 @@ class Unit:
         self._later = asyncio.ensure_future(self.flush())
 
     async def flush(self) -> None:
-        """Commit the checkpoint in hand, if any (stream/checkpoint.py's steps)."""
+        """Commit the checkpoint in hand, if any (stream/commit/checkpoint.py's steps)."""
         async with self._lock:
             if self._timer is not None:
                 self._timer.cancel()

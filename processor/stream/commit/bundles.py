@@ -2,14 +2,14 @@
 
 Faust pays a fixed cost per consumed record (its stream iteration, acks, the hand-over to the
 agent: ~84 µs on the benchmark's machine, more than most of the work), and the producer and
-the broker pay one per produced record. A checkpoint (stream/checkpoint.py) therefore collects
+the broker pay one per produced record. A checkpoint (commit/checkpoint.py) therefore collects
 what is sent to an internal topic per destination partition, in order, and sends each
 partition's messages as one bundle record when it commits. The receiving agent takes the
 messages out of the bundle and handles each as if it had arrived on its own, with its own key.
 
 A bundle is the record value `MAGIC` followed by, per message, the key and the value, each
 prefixed with its length (4 bytes, big-endian). An internal message on its own is a JSON
-envelope (stream/envelope.py) and starts with `{`, so a reader tells the two apart by the first
+envelope (agents/envelope.py) and starts with `{`, so a reader tells the two apart by the first
 bytes. Keys and values are opaque bytes: nothing is re-encoded.
 """
 

@@ -4,9 +4,9 @@ Ingest keeps no table, so it needs none of Faust's per-record stream machinery (
 iteration, acknowledgements and hand-over cost more than the decoding itself). It is a service
 of the worker that owns an aiokafka consumer in a consumer group of its own
 (`topics.INGEST_GROUP`) on the inbound topics: it takes what one fetch returned (at most
-`TOUCHPOINT_BATCH_MAX` messages), handles each message oldest first (stream/ordering.py) into
+`TOUCHPOINT_BATCH_MAX` messages), handles each message oldest first (stream/agents/ordering.py) into
 one `Checkpoint`, and commits the batch's offsets when Kafka acknowledged everything made for it
-(stream/checkpoint.py). A rebalance waits for the batch in hand to be committed before the
+(stream/commit/checkpoint.py). A rebalance waits for the batch in hand to be committed before the
 partitions move; a crash leaves it uncommitted, and it is handled again (the journey drops the
 events it has seen).
 
@@ -33,14 +33,14 @@ from processor.decode import Rejection, decode_control, decode_touchpoint
 from processor.events import ControlCommand, Touchpoint
 from processor.identity.graph import KIND_PREFIX, is_anchor, key_of, nodes_of
 from processor.kafka.clients import connection_kwargs
-from processor.stream import deadletters
+from processor.stream.agents import deadletters
+from processor.stream.agents.envelope import Source, pack
+from processor.stream.agents.ordering import oldest_first
 from processor.stream.app import MAX_REQUEST_BYTES, PRODUCER_LINGER_S, Runtime
-from processor.stream.checkpoint import EXIT_FAILED, Checkpoint, OutputTooLarge
-from processor.stream.envelope import Source, pack
+from processor.stream.commit.checkpoint import EXIT_FAILED, Checkpoint, OutputTooLarge
 from processor.stream.extensions import internals
 from processor.stream.extensions.consumer import FETCH_MAX_WAIT_MS
 from processor.stream.extensions.membership import Membership
-from processor.stream.ordering import oldest_first
 
 log = logging.getLogger(__name__)
 

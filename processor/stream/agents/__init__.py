@@ -1,0 +1,1 @@
+"""The data path: ingest, the identity and journey handlers, and what they share."""
