@@ -168,7 +168,8 @@ class Bench:
             "runs": self.runs,
             "machine": report.machine(),
         }
-        self.broker: EmbeddedBroker | None = None
+        self.results["broker"] = args.broker
+        self.broker: Any = None
         self.brokers = 0
         self.samples: list[bytes] = []
         self.specs = t.load(Settings().topics_dir)
@@ -192,7 +193,7 @@ class Bench:
         broker also gives each contestant the same start.
         """
         self.brokers += 1
-        with EmbeddedBroker(log_path=self.logs / f"broker-{self.brokers}.log") as broker:
+        with self._start_broker() as broker:
             self.broker = broker
             try:
                 settings = Settings(kafka_bootstrap=broker.bootstrap)
@@ -215,6 +216,29 @@ class Bench:
                 yield broker.bootstrap
             finally:
                 self.broker = None
+
+    @contextmanager
+    def _start_broker(self) -> Iterator[Any]:
+        """The embedded broker, or a real Apache Kafka (the test suite's harness: jars from
+        Maven Central, a fresh data directory removed afterwards)."""
+        if self.args.broker == "embedded":
+            with EmbeddedBroker(log_path=self.logs / f"broker-{self.brokers}.log") as broker:
+                yield broker
+            return
+        try:
+            from tests.brokers.apache_kafka import ApacheKafka
+        except ImportError as exc:
+            raise SystemExit(
+                "--broker kafka runs from a repository checkout: it starts Apache Kafka with "
+                "the test suite's harness (tests/brokers/apache_kafka.py)"
+            ) from exc
+        home = self.home / f"kafka-{self.brokers}"
+        shutil.rmtree(home, ignore_errors=True)
+        try:
+            with ApacheKafka(home, progress=self.log) as kafka:
+                yield kafka
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
 
     def run(self) -> int:
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -487,7 +511,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m processor.bench",
         description="Benchmark the processor against a raw aiokafka pipe, a naive Faust agent "
-        "and a Quix Streams app on one embedded broker; prints a table and writes the results "
+        "and a Quix Streams app on one broker (embedded, or Apache Kafka with --broker kafka); "
+        "prints a table and writes the results "
         "as JSON.",
     )
     p.add_argument(
@@ -520,6 +545,10 @@ def parser() -> argparse.ArgumentParser:
     ])  # fmt: skip
     p.add_argument("--worker-env", action="append", default=[], metavar="NAME=VALUE",
                    help="extra environment for the processor's workers")  # fmt: skip
+    p.add_argument("--broker", choices=["embedded", "kafka"], default="embedded",
+                   help="embedded: the Tansu broker (default); kafka: a real Apache Kafka "
+                   "(KRaft, jars from Maven Central, as the test suite's), a fresh one per "
+                   "run like the embedded one")  # fmt: skip
     p.add_argument("--dir", type=Path, default=Path("data/bench"),
                    help="cache, logs and local state (data/bench)")  # fmt: skip
     p.add_argument("--output", type=Path, default=None,
@@ -531,5 +560,6 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     args = parser().parse_args(argv)
     if args.output is None:
-        args.output = args.dir / f"results-{args.size}.json"
+        broker = "" if args.broker == "embedded" else f"-{args.broker}"
+        args.output = args.dir / f"results-{args.size}{broker}.json"
     return Bench(args).run()

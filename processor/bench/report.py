@@ -50,13 +50,17 @@ def _mark(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
 
+_BROKERS = {"embedded": "one embedded broker", "kafka": "one Apache Kafka broker"}
+
+
 def table(r: dict[str, Any]) -> str:
     """The results as the table `make bench` prints."""
     s = r.get("stream", {})
     lines = [
         f"touchpoint-processor benchmark ({r['size']}): {s.get('messages', 0):,} messages "
         f"from {s.get('customers', 0):,} simulated customers ({s.get('duplicates', 0):,} "
-        f"duplicates, {sum(s.get('invalid', {}).values()):,} invalid), one embedded broker, "
+        f"duplicates, {sum(s.get('invalid', {}).values()):,} invalid), "
+        f"{_BROKERS.get(r.get('broker', 'embedded'), 'one broker')}, "
         f"{r['machine']['cpus']} CPUs",
         "",
         f"{'contestant':<22}{'events/s':>10}{'CPU s/1000':>12}{'broker CPU':>12}"

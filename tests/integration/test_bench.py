@@ -1,4 +1,5 @@
-"""`make bench` at a very small size, so that the benchmark cannot rot unnoticed."""
+"""`make bench` at a very small size, so that the benchmark cannot rot unnoticed: on the embedded
+broker in the default suite, with `--broker kafka` in the Kafka suite."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import orjson
 import pytest
 
 from processor.bench import quix
+from tests.conftest import BROKER, require_apache_kafka
 
 # Every contestant, the SIGKILL round and, on a fresh clone, making the Quix Streams environment
 # (about a minute): longer than the suite's default, more so while the suite runs in parallel.
@@ -17,16 +19,22 @@ pytestmark = [pytest.mark.broker, pytest.mark.timeout(900)]
 
 
 def test_the_benchmark_runs_every_contestant_and_prints_the_table(tmp_path: Path) -> None:
+    if BROKER == "kafka":
+        require_apache_kafka()
     quix.environment()  # made once per checkout; another test process may be making it now
     out = tmp_path / "results.json"
     result = subprocess.run(
         [sys.executable, "-m", "processor.bench", "--size", "smoke", "--dir", str(tmp_path),
-         "--output", str(out), "--naive-seconds", "3", "--latency-seconds", "3"],
-        capture_output=True, timeout=600, check=False,
+         "--output", str(out), "--naive-seconds", "3", "--latency-seconds", "3",
+         "--broker", BROKER],
+        capture_output=True, timeout=800, check=False,
     )  # fmt: skip
     printed = result.stdout.decode()
     assert result.returncode == 0, printed[-3000:] + result.stderr.decode()[-3000:]
     r = orjson.loads(out.read_bytes())
+    assert r["broker"] == BROKER
+    broker = {"embedded": "one embedded broker", "kafka": "one Apache Kafka broker"}[BROKER]
+    assert f"invalid), {broker}, " in printed
     stream = r["stream"]
     assert stream["messages"] == 2000
     assert stream["duplicates"] > 0
