@@ -140,3 +140,15 @@ def test_a_link_updates_the_graph_and_passes_no_event_on() -> None:
     log.clear()
     _link(rt, log, routed)
     assert ("customer_events", b"C-1") in [(topic, key) for topic, key, _ in log]
+
+
+def test_an_envelope_s_kind_is_read_without_parsing_it() -> None:
+    from processor.stream.agents.envelope import Kind, Source, kind_of, pack, unpack
+
+    src = Source("touchpoints.web", 3, 42, b"ck-1", 1_700_000_000_000)
+    for kind in Kind:
+        raw = pack(kind, {"a": 1}, "web", src)
+        assert kind_of(raw) is kind
+        assert unpack(raw) == (kind, "web", {"a": 1}, src)
+    with pytest.raises(ValueError, match="not an internal envelope"):
+        kind_of(b'{"channel":"web"}')

@@ -30,7 +30,7 @@ import orjson
 from processor import topics as t
 from processor.events import ControlCommand, Identity
 from processor.identity import graph
-from processor.stream.agents.envelope import Source, pack, unpack
+from processor.stream.agents.envelope import Kind, Source, kind_of, pack, unpack
 from processor.stream.agents.fences import count_dropped
 from processor.stream.app import Runtime
 from processor.stream.commit.checkpoint import Checkpoint
@@ -60,7 +60,7 @@ def _apply(
             graph_table[node.encode()] = orjson.dumps(record.to_json())
     for node, (old, new) in sorted(change.moved.items()):
         alias: dict[str, Any] = {"node": node, "old": old, "new": new, "at": at}
-        cp.send(t.IDENTITY_ROUTES, node.encode(), pack("alias", alias, IDENTITY, src))
+        cp.send(t.IDENTITY_ROUTES, node.encode(), pack(Kind.alias, alias, IDENTITY, src))
     m = rt.metrics
     m.identity_links.inc(change.links_added)
     if change.conflict:
@@ -76,7 +76,7 @@ def handle_link(rt: Runtime, cp: Checkpoint, key: bytes, value: bytes, partition
     fences = rt.graph_fences
     fenced = fences.live(partition, now)
     graph_table = rt.graph_writes.at(partition)
-    if kind == "control":
+    if kind == Kind.control:
         command = ControlCommand.model_validate(payload)  # validated at ingest
         named = graph.KIND_PREFIX[command.identifier[0]] + command.identifier[1]
         change = graph.erase(_lookup(graph_table), named)
@@ -89,26 +89,27 @@ def handle_link(rt: Runtime, cp: Checkpoint, key: bytes, value: bytes, partition
         occurred = str(payload["occurred_at"])
         if fenced and fences.blocks(partition, nodes, datetime.fromisoformat(occurred)):
             # It happened before its person was erased: linking it would bring them back.
-            if kind == "event":  # (a link's event meets the journey agent's fence)
+            if kind == Kind.event:  # (a link's event meets the journey agent's fence)
                 count_dropped(rt.metrics, IDENTITY, label)
             return
         change = graph.link(_lookup(graph_table), nodes)
         _apply(rt, cp, graph_table, change, src, occurred)
-        if kind == "link":
+        if kind == Kind.link:
             return
     cp.send(t.CUSTOMER_EVENTS, change.canonical.encode(), value)
 
 
 def handle_route(rt: Runtime, cp: Checkpoint, key: bytes, value: bytes, partition: int) -> None:
-    """An event of one identifier, or an alias update for it."""
-    kind, _, payload, src = unpack(value)
+    """An event of one identifier (passed on to its person as it is, unparsed), or an alias
+    update for it."""
     node = key.decode()
     aliases = rt.alias_writes.at(partition)
-    if kind != "alias":
+    if kind_of(value) is not Kind.alias:
         alias = aliases.get(key)
         target = alias if alias is not None else graph.key_of(node).encode()
         cp.send(t.CUSTOMER_EVENTS, target, value)
         return
+    _, _, payload, src = unpack(value)
     old, new = str(payload["old"]), payload["new"]
     own = graph.key_of(node)
     if new is None:
@@ -116,7 +117,7 @@ def handle_route(rt: Runtime, cp: Checkpoint, key: bytes, value: bytes, partitio
         aliases.pop(key)
         # (An alias written before aliases carried `at` names the erasure's `requested_at`.)
         erased = {"requested_at": payload.get("at") or payload["requested_at"]}
-        cp.send(t.CUSTOMER_EVENTS, own.encode(), pack("purge", erased, IDENTITY, src))
+        cp.send(t.CUSTOMER_EVENTS, own.encode(), pack(Kind.purge, erased, IDENTITY, src))
         return
     if new == own:
         aliases.pop(key)
@@ -127,4 +128,4 @@ def handle_route(rt: Runtime, cp: Checkpoint, key: bytes, value: bytes, partitio
         # never merged into another: when a conflict moves an identifier from one customer to
         # another (the smaller id), only the identifier's future events change hands.
         merge: dict[str, Any] = {"into": new, "at": payload.get("at")}
-        cp.send(t.CUSTOMER_EVENTS, old.encode(), pack("merge", merge, IDENTITY, src))
+        cp.send(t.CUSTOMER_EVENTS, old.encode(), pack(Kind.merge, merge, IDENTITY, src))

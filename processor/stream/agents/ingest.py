@@ -34,7 +34,7 @@ from processor.events import ControlCommand, Touchpoint
 from processor.identity.graph import KIND_PREFIX, is_anchor, key_of, nodes_of
 from processor.kafka.clients import connection_kwargs
 from processor.stream.agents import deadletters
-from processor.stream.agents.envelope import Source, pack
+from processor.stream.agents.envelope import Kind, Source, pack
 from processor.stream.agents.ordering import oldest_first
 from processor.stream.app import MAX_REQUEST_BYTES, PRODUCER_LINGER_S, Runtime
 from processor.stream.commit.checkpoint import EXIT_FAILED, Checkpoint, OutputTooLarge
@@ -83,11 +83,11 @@ def handle_inbound(rt: Runtime, cp: Checkpoint, record: Any) -> None:
     if isinstance(result, ControlCommand):
         kind, named = result.identifier
         node = KIND_PREFIX[kind] + named
-        cp.send(t.IDENTITY_LINKS, node.encode(), pack("control", payload, label, src))
+        cp.send(t.IDENTITY_LINKS, node.encode(), pack(Kind.control, payload, label, src))
         return
     rt.metrics.child(rt.metrics.events_received, label, result.type.value).inc()
     nodes = nodes_of(result.identity)
-    value = pack("event", payload, label, src)
+    value = pack(Kind.event, payload, label, src)
     customer = next((node for node in nodes if is_anchor(node)), None)
     if customer is not None:
         topic, key = t.CUSTOMER_EVENTS, key_of(customer)
@@ -103,7 +103,7 @@ def handle_inbound(rt: Runtime, cp: Checkpoint, record: Any) -> None:
     cp.send(topic, key.encode(), value)
     if customer is not None and len(nodes) > 1:
         link = {"identity": payload["identity"], "occurred_at": payload["occurred_at"]}
-        cp.send(t.IDENTITY_LINKS, nodes[0].encode(), pack("link", link, label, src))
+        cp.send(t.IDENTITY_LINKS, nodes[0].encode(), pack(Kind.link, link, label, src))
 
 
 def _contained(rt: Runtime, cp: Checkpoint, record: Any) -> None:

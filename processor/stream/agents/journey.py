@@ -18,7 +18,7 @@ from processor.journey.state import CustomerState
 from processor.messages import to_json
 from processor.stream import observe
 from processor.stream.agents import deadletters, fences
-from processor.stream.agents.envelope import Source, pack, unpack
+from processor.stream.agents.envelope import Kind, Source, pack, unpack
 from processor.stream.app import Runtime
 from processor.stream.commit.checkpoint import Checkpoint, OutputTooLarge
 from processor.stream.commit.writes import Partition
@@ -98,7 +98,7 @@ def _merge(
         return
     if isinstance(held, CustomerState):
         body = {"into": into, "at": payload.get("at"), "state": held.to_dict()}
-        cp.send(t.CUSTOMER_EVENTS, into.encode(), pack("absorb", body, "identity", _NOWHERE))
+        cp.send(t.CUSTOMER_EVENTS, into.encode(), pack(Kind.absorb, body, "identity", _NOWHERE))
     table[key_raw] = _moved(into)
 
 
@@ -125,9 +125,9 @@ def handle_customer(
     table = rt.journey_writes.at(partition)
     try:
         now = datetime.now(UTC)
-        other = CustomerState.from_dict(payload["state"]) if kind == "absorb" else None
+        other = CustomerState.from_dict(payload["state"]) if kind == Kind.absorb else None
         event: Touchpoint | None = None
-        if rt.fences.live(partition, now) and kind in ("event", "absorb"):
+        if rt.fences.live(partition, now) and kind in (Kind.event, Kind.absorb):
             # A message about a person erased after it happened (stream/agents/fences.py)?
             occurred = (
                 _last_seen(other)
@@ -138,16 +138,16 @@ def handle_customer(
                 fences.count_dropped(rt.metrics, "journey", label)
                 return
         held = held_at(table.get(key_raw))
-        if isinstance(held, str) and kind in ("event", "absorb", "control"):
+        if isinstance(held, str) and kind in (Kind.event, Kind.absorb, Kind.control):
             # This key's person now lives at `held`: follow them (a late or replayed message).
             cp.send(t.CUSTOMER_EVENTS, held.encode(), value)
             return
         state = held if isinstance(held, CustomerState) else None
-        if kind == "merge":
+        if kind == Kind.merge:
             _merge(cp, table, key_raw, held, payload)
             observe.settled(rt, partition, state, table.get(key_raw))
             return
-        if kind == "purge":
+        if kind == Kind.purge:
             rt.fences.add(partition, (key,), _requested(payload), now)
             table.pop(key_raw)
             rt.timer_index.note(partition, key_raw, None)
@@ -158,13 +158,13 @@ def handle_customer(
             linked = datetime.fromisoformat(payload["at"]) if payload.get("at") else now
             out = absorb(state, other, key, linked, rt.journey)
             rt.metrics.identity_merges.inc()
-        elif kind == "control":
+        elif kind == Kind.control:
             command = ControlCommand.model_validate(payload)
             rt.fences.add(partition, (key,), command.requested_at, now)
             out = erase(
                 state, key, command.request_id, command.requested_at, rt.journey, rt.erasure_days
             )
-        elif kind == "timer":
+        elif kind == Kind.timer:
             out = fire_due(state, key, now, rt.journey)
             if not out.fired:
                 rt.timer_index.note(partition, key_raw, state)

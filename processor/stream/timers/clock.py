@@ -14,7 +14,7 @@ from typing import Any
 from processor import topics as t
 from processor.journey.state import first_due
 from processor.stream import observe
-from processor.stream.agents.envelope import Source, pack
+from processor.stream.agents.envelope import Kind, Source, pack
 from processor.stream.agents.journey import state_of
 from processor.stream.app import Runtime
 from processor.stream.timers.scan import Snapshot
@@ -103,7 +103,7 @@ async def tick(rt: Runtime) -> int:
         rt.timer_index.push(partition, due, key)
         if due > now:
             continue
-        await rt.customer_events.send(key=key, value=pack("timer", {}, "timer", TIMER_SOURCE))
+        await rt.customer_events.send(key=key, value=pack(Kind.timer, {}, "timer", TIMER_SOURCE))
         rt.timer_index.sent(key, now)
         sent += 1
     return sent
