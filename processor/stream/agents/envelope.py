@@ -46,8 +46,9 @@ class Source:
     timestamp_ms: int | None
 
 
-def pack(kind: Kind, payload: dict[str, Any], channel: str, src: Source) -> bytes:
-    """Envelope bytes: the kind (first, for `kind_of`), the payload and its source."""
+def pack(kind: Kind, payload: dict[str, Any] | orjson.Fragment, channel: str, src: Source) -> bytes:
+    """Envelope bytes: the kind (first, for `kind_of`), the payload (a dict, or JSON made
+    already) and its source."""
     return orjson.dumps(
         {
             "kind": kind,

@@ -23,6 +23,7 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from mode import Service
@@ -79,7 +80,8 @@ def handle_inbound(rt: Runtime, cp: Checkpoint, record: Any) -> None:
     if isinstance(result, Rejection):
         deadletters.send(rt, cp, result, record.value, src, label)
         return
-    payload = result.model_dump(mode="json")
+    # The validated model's JSON, made by pydantic and carried into the envelope as it is.
+    payload = orjson.Fragment(result.model_dump_json())
     if isinstance(result, ControlCommand):
         kind, named = result.identifier
         node = KIND_PREFIX[kind] + named
@@ -102,7 +104,10 @@ def handle_inbound(rt: Runtime, cp: Checkpoint, record: Any) -> None:
         return
     cp.send(topic, key.encode(), value)
     if customer is not None and len(nodes) > 1:
-        link = {"identity": payload["identity"], "occurred_at": payload["occurred_at"]}
+        link = {
+            "identity": result.identity.model_dump(mode="json"),
+            "occurred_at": result.model_dump(mode="json", include={"occurred_at"})["occurred_at"],
+        }
         cp.send(t.IDENTITY_LINKS, nodes[0].encode(), pack(Kind.link, link, label, src))
 
 
