@@ -12,7 +12,7 @@ import logging
 import sys
 import traceback
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 import orjson
 
@@ -66,10 +66,14 @@ def logging_config(fmt: LogFormat) -> dict[str, Any] | None:
     }
 
 
-def announce(fmt: LogFormat, message: str) -> None:
-    """A line the command prints itself (the broker's or the worker's address), in the format
-    of the worker's log."""
+def announce(
+    fmt: LogFormat, message: str, *, level: str = "info", stream: TextIO | None = None
+) -> None:
+    """A line the command prints itself (an address, a warning), in the format of the worker's
+    log: on stdout, or `stream`."""
+    out = stream or sys.stdout
     if fmt == "json":
-        print(orjson.dumps(_line("info", "touchpoint", message)).decode(), flush=True)
+        print(orjson.dumps(_line(level, "touchpoint", message)).decode(), file=out, flush=True)
     else:
-        print(f"touchpoint: {message}", flush=True)
+        prefix = "touchpoint: " if level == "info" else f"touchpoint: {level}: "
+        print(f"{prefix}{message}", file=out, flush=True)

@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from pydantic import ValidationError
 
+from processor import logs
 from processor.settings import Settings
 from processor.suggest import closest
 
@@ -25,16 +26,15 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
         if name.startswith(PREFIX) and name not in known:
             match = closest(name, known, cutoff=0.8)
             hint = f"; did you mean {match}?" if match else ""
-            warnings.append(f"touchpoint: warning: {name} is not a setting, ignored{hint}")
+            warnings.append(f"{name} is not a setting, ignored{hint}")
     return warnings
 
 
 def load_settings() -> Settings:
-    """The settings from the environment, or exit with one line per invalid variable."""
-    for warning in unknown_variables(os.environ):
-        print(warning, file=sys.stderr)
+    """The settings from the environment, or exit with one line per invalid variable; a
+    warning (in the log format they set) for each unknown `TOUCHPOINT_*` variable."""
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         lines = [
             f"  {PREFIX}{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
@@ -43,6 +43,9 @@ def load_settings() -> Settings:
             for e in exc.errors()
         ]
         raise SystemExit("touchpoint: invalid configuration:\n" + "\n".join(lines)) from exc
+    for warning in unknown_variables(os.environ):
+        logs.announce(settings.log_format, warning, level="warning", stream=sys.stderr)
+    return settings
 
 
 T = TypeVar("T")

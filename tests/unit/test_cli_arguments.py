@@ -36,7 +36,33 @@ def test_unknown_variables_are_named_with_the_closest_setting() -> None:
         "PATH": "/bin",
     }
     assert unknown_variables(env) == [
-        "touchpoint: warning: TOUCHPOINT_KAFKA_BOOTSTRAPS is not a setting, ignored; "
+        "TOUCHPOINT_KAFKA_BOOTSTRAPS is not a setting, ignored; "
         "did you mean TOUCHPOINT_KAFKA_BOOTSTRAP?",
-        "touchpoint: warning: TOUCHPOINT_SOMETHING_ELSE is not a setting, ignored",
+        "TOUCHPOINT_SOMETHING_ELSE is not a setting, ignored",
     ]
+
+
+def test_unknown_variables_are_warned_about_in_the_log_format(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    import orjson
+
+    from processor.cli.common import load_settings
+
+    for name in [n for n in os.environ if n.startswith("TOUCHPOINT_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("TOUCHPOINT_LOG_LEVELS", "debug")
+    load_settings()
+    assert capsys.readouterr().err == (
+        "touchpoint: warning: TOUCHPOINT_LOG_LEVELS is not a setting, ignored; "
+        "did you mean TOUCHPOINT_LOG_LEVEL?\n"
+    )
+    monkeypatch.setenv("TOUCHPOINT_LOG_FORMAT", "json")
+    load_settings()
+    line = orjson.loads(capsys.readouterr().err)
+    assert (line["level"], line["message"]) == (
+        "warning",
+        "TOUCHPOINT_LOG_LEVELS is not a setting, ignored; did you mean TOUCHPOINT_LOG_LEVEL?",
+    )
