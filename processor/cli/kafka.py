@@ -158,7 +158,7 @@ def register(sub: Any) -> None:
     pub.add_argument(
         "--any-topic",
         action="store_true",
-        help="allow a --topic that is not declared under topics/ (Kafka may create it)",
+        help="allow a --topic that is not declared under topics/ (it must exist)",
     )
     pub.add_argument(
         "--now",

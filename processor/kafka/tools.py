@@ -161,7 +161,21 @@ def check_topic(settings: Settings, topic: str) -> None:
     if topic not in declared:
         raise ValueError(
             f"--topic {topic}: not a declared topic{did_you_mean(topic, declared)}; "
-            "--any-topic publishes to it anyway"
+            "--any-topic publishes to an existing one anyway"
+        )
+
+
+async def check_exists(settings: Settings, topic: str) -> None:
+    """ValueError unless `topic` exists on the cluster: publishing never creates a topic (a
+    broker that creates topics on first use would, and one that does not would make the
+    producer wait a minute for it)."""
+    client = AIOKafkaAdminClient(**connection_kwargs(settings))
+    async with connected(client, settings, "the admin client looking up the topic"):
+        existing = await client.list_topics()
+    if topic not in existing:
+        raise ValueError(
+            f"--topic {topic}: no such topic on the cluster{did_you_mean(topic, existing)}; "
+            "create it first"
         )
 
 
@@ -188,12 +202,14 @@ async def publish(
     """Publish each line of a JSON-lines file as one message, exactly as written; with `now`,
     every event time first moves by one offset, so that the latest falls on `now`.
 
-    The whole file is checked first (every line routable, `topic` declared unless `any_topic`):
-    a bad line sends nothing. `progress(acknowledged, total)` follows it. Returns the number of
-    messages Kafka acknowledged."""
+    The whole file is checked first (every line routable, `topic` declared unless `any_topic`,
+    and existing): a bad line sends nothing. `progress(acknowledged, total)` follows it.
+    Returns the number of messages Kafka acknowledged."""
     if topic is not None and not any_topic:
         check_topic(settings, topic)
     total = check_file(path, topic)
+    if topic is not None:
+        await check_exists(settings, topic)
     delta = shift_to(path, now) if now is not None else None
     producer = AIOKafkaProducer(**connection_kwargs(settings), linger_ms=5, acks="all")
     sent = acknowledged = 0

@@ -148,24 +148,42 @@ def test_run_refuses_an_embedded_broker_port_in_use(tmp_path: Path) -> None:
     assert result.stderr.startswith(f"touchpoint: port {port} on 127.0.0.1 is in use")
 
 
+async def _create(bootstrap: str, topic: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 1, 1)])
+    finally:
+        await admin.close()
+
+
 async def _counts(bootstrap: str, topics: list[str]) -> dict[str, int]:
     """Messages in each topic that exists, read from the beginning (the embedded broker's end
     offsets can lag a batch just written)."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        listed = set(await admin.list_topics())
+    finally:
+        await admin.close()
+    out = {topic: 0 for topic in topics if topic in listed}
+    if not out:
+        return out
+    # The producer asks the broker for each topic's partitions (a consumer's topics() does
+    # not fill its own metadata on Apache Kafka).
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        tps = [
+            TopicPartition(topic, p) for topic in out for p in await producer.partitions_for(topic)
+        ]
+    finally:
+        await producer.stop()
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
     await consumer.start()
     try:
-        listed = await consumer.topics()
-        tps = [
-            TopicPartition(topic, p)
-            for topic in topics
-            if topic in listed
-            for p in consumer.partitions_for_topic(topic) or ()
-        ]
-        out = {topic: 0 for topic in topics if topic in listed}
-        if not tps:
-            return out
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         while batch := await consumer.getmany(timeout_ms=2000):
@@ -197,13 +215,18 @@ def test_publish_checks_the_whole_file_and_the_topic_before_sending(
     assert result.returncode == 1
     assert result.stderr == (
         "touchpoint: --topic touchpoints.wbe: not a declared topic (did you mean "
-        "'touchpoints.web'?); --any-topic publishes to it anyway\n"
+        "'touchpoints.web'?); --any-topic publishes to an existing one anyway\n"
     )
     assert asyncio.run(_counts(topics_ready, ["touchpoints.wbe"])) == {}
 
-    result = touchpoint(
-        "publish", "--topic", "scratch", "--any-topic", str(events), bootstrap=topics_ready
+    any_topic = ("publish", "--topic", "scratch", "--any-topic", str(events))
+    result = touchpoint(*any_topic, bootstrap=topics_ready)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "touchpoint: --topic scratch: no such topic on the cluster; create it first\n"
     )
+    asyncio.run(_create(topics_ready, "scratch"))
+    result = touchpoint(*any_topic, bootstrap=topics_ready)
     assert result.returncode == 0, result.stderr
     result = touchpoint("publish", str(events), bootstrap=topics_ready)
     assert result.returncode == 0, result.stderr

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.broker
 #: Messages per second offered: several times what one worker drains on this machine when it
 #: commits after every message.
 RATE = 8000
-PUBLISH_S = 16.0
+PUBLISH_S = 24.0
 #: How far behind the real lag the gauge may trail (seconds).
 TRAIL_S = 4.0
 
