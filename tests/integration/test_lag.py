@@ -88,7 +88,9 @@ def test_the_lag_gauge_follows_the_real_lag_under_overload(
         finally:
             stop.set()
             publisher.join()
-    deep = [r for r in readings if r[1] >= 20_000 and r[0] >= readings[0][0] + TRAIL_S]
+    # The last reading may straddle the end of publishing, when the lag stops growing and the
+    # worker's commits start to shrink it under the gauge's older sample: leave it out.
+    deep = [r for r in readings[:-1] if r[1] >= 20_000 and r[0] >= readings[0][0] + TRAIL_S]
     assert len(deep) >= 5, f"the worker was never overloaded enough to tell: {readings}"
     # The gauge is a sample the worker takes once a second, later when its loop is busy: it
     # may show the lag of a few seconds ago, never less, and never more than there is.
