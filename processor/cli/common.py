@@ -66,6 +66,5 @@ def _checked(convert: Callable[[str], T], ok: Callable[[T], bool], what: str) ->
 
 
 positive_int = _checked(int, lambda v: v > 0, "a whole number above 0")
-non_negative_int = _checked(int, lambda v: v >= 0, "a whole number, 0 or more")
 positive_float = _checked(float, lambda v: v > 0, "a number above 0")
 fraction = _checked(float, lambda v: 0 <= v <= 1, "a fraction from 0 to 1")

@@ -81,21 +81,19 @@ def faust_credentials(settings: Settings) -> Any:
     """The same connection settings as Faust's `broker_credentials` (None: PLAINTEXT)."""
     import faust
 
-    protocol = settings.kafka_security_protocol
-    if protocol.startswith("SASL_") and settings.kafka_sasl_mechanism == "OAUTHBEARER":
-        return faust.OAuthCredentials(
-            oauth_cb=token_provider(settings), ssl_context=ssl_context(settings)
-        )
-    if protocol.startswith("SASL_"):
-        return faust.SASLCredentials(
-            username=settings.kafka_sasl_username,
-            password=_secret(settings.kafka_sasl_password),
-            mechanism=settings.kafka_sasl_mechanism,
-            ssl_context=ssl_context(settings),
-        )
+    protocol, context = settings.kafka_security_protocol, ssl_context(settings)
     if protocol == "SSL":
-        return faust.SSLCredentials(ssl_context(settings))
-    return None
+        return faust.SSLCredentials(context)
+    if not protocol.startswith("SASL_"):
+        return None
+    if settings.kafka_sasl_mechanism == "OAUTHBEARER":
+        return faust.OAuthCredentials(oauth_cb=token_provider(settings), ssl_context=context)
+    return faust.SASLCredentials(
+        username=settings.kafka_sasl_username,
+        password=_secret(settings.kafka_sasl_password),
+        mechanism=settings.kafka_sasl_mechanism,
+        ssl_context=context,
+    )
 
 
 class BrokerUnreachable(ConnectionError):

@@ -104,10 +104,7 @@ def handle_inbound(rt: Runtime, cp: Checkpoint, record: Any) -> None:
         return
     cp.send(topic, key.encode(), value)
     if customer is not None and len(nodes) > 1:
-        link = {
-            "identity": result.identity.model_dump(mode="json"),
-            "occurred_at": result.model_dump(mode="json", include={"occurred_at"})["occurred_at"],
-        }
+        link = result.model_dump(mode="json", include={"identity", "occurred_at"})
         cp.send(t.IDENTITY_LINKS, nodes[0].encode(), pack(Kind.link, link, label, src))
 
 
