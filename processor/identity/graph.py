@@ -17,8 +17,9 @@ partition moves all end in the same grouping and the same canonical ids.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from processor.events import Identity
 
@@ -35,6 +36,13 @@ MAX_GROUP = 1000
 def nodes_of(identity: Identity) -> list[str]:
     """The event's identifiers as nodes, strongest first."""
     return [KIND_PREFIX[kind] + value for kind, value in identity.identifiers()]
+
+
+def nodes_of_json(identity: Mapping[str, Any]) -> list[str]:
+    """`nodes_of` for an identity that passed validation, in its JSON form (an internal
+    message's): the same nodes without validating it again."""
+    stated = ((prefix, identity.get(kind)) for kind, prefix in KIND_PREFIX.items())
+    return [prefix + value for prefix, value in stated if value is not None]
 
 
 def is_anchor(node: str) -> bool:
@@ -82,7 +90,7 @@ Lookup = Callable[[str], NodeRecord | None]
 class Change:
     """The effect of a link or an erasure on the graph."""
 
-    #: Records to store (None deletes the node).
+    #: The records that changed, to store (None deletes the node); nothing else is rewritten.
     records: dict[str, NodeRecord | None] = field(default_factory=dict)
     #: node -> (old canonical key, new canonical key) for every node whose person changed;
     #: new is None when the node was erased.
@@ -91,20 +99,21 @@ class Change:
     canonical: str = ""
     conflict: bool = False
     links_added: int = 0
+    #: Every record read while working the change out (changed or not), by node.
+    loaded: dict[str, NodeRecord] = field(default_factory=dict, repr=False)
 
 
-def _load(lookup: Lookup, records: dict[str, NodeRecord | None], node: str) -> NodeRecord:
-    if node in records:
-        got = records[node]
-        assert got is not None
+def _load(lookup: Lookup, loaded: dict[str, NodeRecord], node: str) -> NodeRecord:
+    got = loaded.get(node)
+    if got is not None:
         return got
     found = lookup(node)
     record = found if found is not None else NodeRecord(canonical=key_of(node))
-    records[node] = record
+    loaded[node] = record
     return record
 
 
-def _group(lookup: Lookup, records: dict[str, NodeRecord | None], start: Iterable[str]) -> set[str]:
+def _group(lookup: Lookup, records: dict[str, NodeRecord], start: Iterable[str]) -> set[str]:
     """The non-customer nodes connected to `start` through non-customer links."""
     group: set[str] = set()
     todo = [n for n in start if not is_anchor(n)]
@@ -117,9 +126,7 @@ def _group(lookup: Lookup, records: dict[str, NodeRecord | None], start: Iterabl
     return group
 
 
-def _owner(
-    lookup: Lookup, records: dict[str, NodeRecord | None], group: set[str]
-) -> tuple[str, bool]:
+def _owner(lookup: Lookup, records: dict[str, NodeRecord], group: set[str]) -> tuple[str, bool]:
     anchors = {n for node in group for n in _load(lookup, records, node).neighbours if is_anchor(n)}
     if anchors:
         return key_of(min(anchors)), len(anchors) > 1
@@ -129,25 +136,25 @@ def _owner(
 def link(lookup: Lookup, nodes: list[str]) -> Change:
     """Link every pair of `nodes` (one event's identifiers) and work out who moved."""
     change = Change()
-    records = change.records
-    for node in nodes:
-        _load(lookup, records, node)
+    loaded, changed = change.loaded, change.records
     for a in nodes:
+        rec = _load(lookup, loaded, a)
         for b in nodes:
-            rec = records[a]
-            if a != b and rec is not None and b not in rec.neighbours:
+            if a != b and b not in rec.neighbours:
                 rec.neighbours.add(b)
+                changed[a] = rec
                 change.links_added += 1
     change.links_added //= 2
-    group = _group(lookup, records, nodes)
+    group = _group(lookup, loaded, nodes)
     anchors = [n for n in nodes if is_anchor(n)]
     if group:
-        owner, change.conflict = _owner(lookup, records, group)
+        owner, change.conflict = _owner(lookup, loaded, group)
         for node in group:
-            rec = _load(lookup, records, node)
+            rec = _load(lookup, loaded, node)
             if rec.canonical != owner:
                 change.moved[node] = (rec.canonical, owner)
                 rec.canonical = owner
+                changed[node] = rec
     else:
         owner = key_of(min(anchors))
     # The event belongs to its strongest identifier's person: its customer id if it has one.
@@ -167,41 +174,42 @@ def erase(lookup: Lookup, node: str) -> Change:
     if is_customer_key(found.canonical):
         return _erase_customer(lookup, "c:" + found.canonical)
     change = Change(canonical=found.canonical)
-    records = change.records
-    records[node] = found
-    gone = {n for n in _group(lookup, records, [node])
-            if _load(lookup, records, n).canonical == found.canonical}  # fmt: skip
+    loaded = change.loaded
+    loaded[node] = found
+    gone = {n for n in _group(lookup, loaded, [node])
+            if _load(lookup, loaded, n).canonical == found.canonical}  # fmt: skip
     _unlink(lookup, change, gone, keep=None)
     return change
 
 
 def _unlink(lookup: Lookup, change: Change, gone: set[str], keep: str | None) -> None:
     """Delete the nodes in `gone` and every link to them; each but `keep` moves to no one."""
-    records = change.records
+    loaded, changed = change.loaded, change.records
     for node in sorted(gone):
-        rec = _load(lookup, records, node)
+        rec = _load(lookup, loaded, node)
         for other in rec.neighbours - gone:
-            _load(lookup, records, other).neighbours -= gone
+            record = changed[other] = _load(lookup, loaded, other)
+            record.neighbours -= gone
         if node != keep:
             change.moved[node] = (rec.canonical, None)
     for node in gone:
-        records[node] = None
+        changed[node] = None
 
 
 def _erase_customer(lookup: Lookup, customer: str) -> Change:
     """Remove the person of customer node `customer`: the node, the groups it owns, every link."""
     change = Change(canonical=key_of(customer))
-    records = change.records
+    loaded = change.loaded
     root = lookup(customer)
     if root is None:
         return change
-    records[customer] = root
+    loaded[customer] = root
     mine: set[str] = set()
     for start in sorted(n for n in root.neighbours if not is_anchor(n)):
         if start in mine:
             continue
-        group = _group(lookup, records, [start])
-        owner, _ = _owner(lookup, records, group)
+        group = _group(lookup, loaded, [start])
+        owner, _ = _owner(lookup, loaded, group)
         if owner == change.canonical:
             mine |= group
     _unlink(lookup, change, mine | {customer}, keep=customer)
@@ -220,8 +228,13 @@ def apply(store: dict[str, NodeRecord], change: Change) -> None:
 def grouping(events: Iterable[list[str]]) -> dict[str, str]:
     """Reference: node -> canonical key after linking `events` in order, from scratch."""
     store: dict[str, NodeRecord] = {}
+    named: dict[str, None] = {}
     for nodes in events:
+        named.update(dict.fromkeys(nodes))
         apply(store, link(store.get, nodes))
-    return {
-        node: (key_of(node) if is_anchor(node) else rec.canonical) for node, rec in store.items()
-    }
+    return {node: _canonical(store, node) for node in named}
+
+
+def _canonical(store: dict[str, NodeRecord], node: str) -> str:
+    rec = store.get(node)
+    return key_of(node) if is_anchor(node) or rec is None else rec.canonical

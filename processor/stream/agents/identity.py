@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from processor import topics as t
-from processor.events import ControlCommand, Identity
+from processor.events import ControlCommand
 from processor.identity import graph
 from processor.stream.agents.envelope import Kind, Source, kind_of, pack, unpack
 from processor.stream.agents.fences import count_dropped
@@ -85,7 +85,7 @@ def handle_link(rt: Runtime, cp: Checkpoint, key: bytes, value: bytes, partition
         fences.add(partition, sorted({person, named, *change.moved}), requested, now)
         _apply(rt, cp, graph_table, change, src, str(payload["requested_at"]))
     else:
-        nodes = graph.nodes_of(Identity.model_validate(payload["identity"]))
+        nodes = graph.nodes_of_json(payload["identity"])  # validated at ingest
         occurred = str(payload["occurred_at"])
         if fenced and fences.blocks(partition, nodes, datetime.fromisoformat(occurred)):
             # It happened before its person was erased: linking it would bring them back.

@@ -104,7 +104,9 @@ def handle_inbound(rt: Runtime, cp: Checkpoint, record: Any) -> None:
         return
     cp.send(topic, key.encode(), value)
     if customer is not None and len(nodes) > 1:
-        link = result.model_dump(mode="json", include={"identity", "occurred_at"})
+        # The identity as the event's JSON states it (None left out), without a second dump.
+        identity = dict(result.identity.identifiers())
+        link = {"identity": identity, "occurred_at": result.occurred_at}
         cp.send(t.IDENTITY_LINKS, nodes[0].encode(), pack(Kind.link, link, label, src))
 
 

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processor.identity.graph import NodeRecord, apply, erase, grouping, key_of, link
+from processor.events import Identity
+from processor.identity.graph import (
+    NodeRecord,
+    apply,
+    erase,
+    grouping,
+    key_of,
+    link,
+    nodes_of,
+    nodes_of_json,
+)
 
 
 def test_anonymous_browsing_then_signup_then_login_is_one_customer() -> None:
@@ -132,3 +143,26 @@ def test_erase_by_an_identifier_the_graph_never_saw_names_its_own_key() -> None:
     # at the email's own key, which the erase names.
     gone = erase({}.get, "e:solo@x")
     assert (gone.canonical, gone.moved, gone.records) == ("email:solo@x", {}, {})
+
+
+@pytest.mark.parametrize(
+    "stated",
+    [
+        {"customer_id": "C-1"},
+        {"email": " Ana@Example.COM ", "anonymous_id": "ck-1"},
+        {"customer_id": 42, "email": "a@x", "loyalty_id": "L-5", "anonymous_id": "ck-2"},
+        {"loyalty_id": "0", "anonymous_id": ""},
+    ],
+)
+def test_nodes_of_a_validated_identity_in_json_are_its_nodes(stated: dict[str, object]) -> None:
+    identity = Identity.model_validate(stated)
+    assert nodes_of_json(identity.model_dump(mode="json")) == nodes_of(identity)
+
+
+def test_a_link_the_graph_already_holds_rewrites_no_record() -> None:
+    store: dict[str, NodeRecord] = {}
+    apply(store, link(store.get, ["c:C-1", "e:a@x", "a:ck-1"]))
+    again = link(store.get, ["e:a@x", "a:ck-1"])
+    assert (again.canonical, again.records, again.moved, again.links_added) == ("C-1", {}, {}, 0)
+    more = link(store.get, ["e:a@x", "l:L-1"])
+    assert set(more.records) == {"e:a@x", "l:L-1"}  # the new link's two ends only
