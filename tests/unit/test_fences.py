@@ -78,3 +78,18 @@ def test_many_fences_spread_over_buckets_and_a_zero_window_keeps_none() -> None:
     off = Table()
     Fences(off, window_s=0).add(0, ["c:C-1"], requested=T0, now=T0)
     assert off == {}
+
+
+def test_a_partition_without_fences_is_not_looked_up_again_until_forgotten() -> None:
+    table = Table()
+    f = Fences(table, window_s=60)
+    assert not f.live(2, T0)
+    f.add(2, ["c:C-1"], requested=T0, now=T0)  # its own erasure: known at once
+    assert f.live(2, T0)
+    assert not f.live(5, T0)
+    writer = Fences(table, window_s=60)  # another worker's, restored here by a rebalance
+    writer.add(5, ["c:C-2"], requested=T0, now=T0)
+    assert not f.live(5, T0)  # not looked up again ...
+    f.forget()  # ... until the rebalance says the tables may have changed
+    assert f.live(5, T0)
+    assert f.blocks(5, ["c:C-2"], T0)

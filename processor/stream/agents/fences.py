@@ -19,9 +19,9 @@ A fence holds no identifier: it stores the first 128 bits of the SHA-256 of the 
 request and expiry times. Fences live in the agent's own changelogged table, so they survive
 restarts and rebalances with the state they guard: per partition, 256 buckets by the digest's
 first byte (`~fences:<partition>:<xx>`, so an erasure rewrites small values) and a summary of
-the buckets in use with their earliest expiry (`~fences:<partition>`, read once per message, so
-a partition without fences pays one look-up). Expired fences are deleted with the next message
-the partition processes.
+the buckets in use with their earliest expiry (`~fences:<partition>`, read once per message; a
+partition known to have none, the usual case, is not looked up again until a rebalance).
+Expired fences are deleted with the next message the partition processes.
 """
 
 from __future__ import annotations
@@ -90,6 +90,15 @@ class Fences:
         self._window_s = window_s
         #: key -> (stored bytes, value, earliest expiry in it)
         self._cache: dict[bytes, tuple[bytes, dict[str, list[float]], float]] = {}
+        #: Partitions known to hold no fence: `live` answers for them without a look-up.
+        #: Only the agent writes fences, so this holds until a rebalance (`forget`) brings
+        #: what another worker wrote.
+        self._none: set[int] = set()
+
+    def forget(self) -> None:
+        """Drop what is cached: a rebalance may have restored fences from the changelog."""
+        self._cache.clear()
+        self._none.clear()
 
     def _read(self, store: Store, key: bytes) -> tuple[dict[str, list[float]], float]:
         """The value at `key` and its earliest expiry (inf for none)."""
@@ -122,10 +131,13 @@ class Fences:
     def live(self, partition: int, now: datetime) -> bool:
         """Delete the fences of `partition` whose window has passed; are any left?
 
-        One look-up per message when the partition has no fences (the usual case)."""
+        No look-up when the partition has no fences (the usual case)."""
+        if partition in self._none:
+            return False
         store = self._table.at(partition)
         summary, earliest = self._read(store, key_of(partition))
         if not summary:
+            self._none.add(partition)
             return False
         t = now.timestamp()
         if earliest > t:
@@ -161,6 +173,7 @@ class Fences:
         if self._window_s <= 0:
             return
         fence = [requested.timestamp(), now.timestamp() + self._window_s]
+        self._none.discard(partition)
         store = self._table.at(partition)
         summary = dict(self._read(store, key_of(partition))[0])
         for name in names:
