@@ -56,7 +56,7 @@ class Condition:
     value of the wrong type makes a comparison false, never an error. No `eval`, ever.
     """
 
-    __slots__ = ("source", "test", "tracked", "window_s")
+    __slots__ = ("always", "source", "test", "tracked", "window_s")
 
     def __init__(
         self, source: Any, test: Test, tracked: frozenset[tuple[str, str]], window_s: float
@@ -67,6 +67,8 @@ class Condition:
         self.tracked = tracked
         #: The longest look-back of any `count` inside, in seconds.
         self.window_s = window_s
+        #: Does it hold whatever the facts (an empty condition)? Callers may skip the call.
+        self.always = not source
 
     def __call__(self, facts: Facts) -> bool:
         return self.test(facts)

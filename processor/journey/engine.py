@@ -14,7 +14,7 @@ from processor.journey.outcome import EventInput, Outcome, TimerFired, Trigger, 
 from processor.journey.policies import has_consent
 from processor.journey.rules import Ctx
 from processor.journey.state import CustomerState, as_datetime, due_timers, first_due, timer_of
-from processor.messages import Transition
+from processor.messages import Transition, made
 
 __all__ = ["EventInput", "Outcome", "TimerFired", "action_id", "due_timers", "erase", "step"]
 
@@ -32,7 +32,8 @@ def _move(ctx: Ctx, to: str, at: float, trigger_id: str, trigger_type: str) -> N
         used = {c for c, t in state.touches if since <= t <= at}
         channels = [c for c in _CHANNEL_ORDER if c in used]
     ctx.out.transitions.append(
-        Transition(
+        made(
+            Transition,
             customer_id=state.customer_id,
             journey=journey.journey,
             from_stage=state.stage or None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from processor.journey import policies as pol
@@ -13,7 +13,7 @@ from processor.journey.definition import EveryLimit, Journey, Step
 from processor.journey.outcome import Outcome, TimerFired, Trigger, action_id, coupon_code
 from processor.journey.params import ParamContext
 from processor.journey.state import CustomerState
-from processor.messages import Action, ActionChannel, ActionKind
+from processor.messages import Action, ActionChannel, ActionKind, made
 
 
 class Ctx:
@@ -24,7 +24,8 @@ class Ctx:
     def __init__(self, state: CustomerState, journey: Journey, now: datetime, out: Outcome):
         self.state = state
         self.journey = journey
-        self.now = now
+        #: In UTC, as every time in an output is (processor/messages.py `made`).
+        self.now = now if now.tzinfo is UTC else now.astimezone(UTC)
         #: `now` in epoch seconds.
         self.now_s = now.timestamp()
         self.out = out
@@ -98,7 +99,8 @@ def emit(ctx: Ctx, step: Step, trig: Trigger) -> bool:
     code = coupon_code(journey.journey, step.rule, state.customer_id, trig.id)
     params = step.params(ParamContext(state, trig.props, trig.key, code, trig.at))
     ctx.out.actions.append(
-        Action(
+        made(
+            Action,
             action_id=action_id(journey.journey, step.name, state.customer_id, trig.id),
             customer_id=state.customer_id,
             action=ActionKind(step.action),
@@ -167,10 +169,11 @@ def run(ctx: Ctx, event_type: str | None, entered: list[str], base: Trigger) -> 
         key = _key(ctx, step, base.props)
         if step.key is not None and key is None:
             continue
-        if facts is None:
-            facts = ctx.facts(base.props, base.at)
-        if not step.when(facts):
-            continue
+        if not step.when.always:
+            if facts is None:
+                facts = ctx.facts(base.props, base.at)
+            if not step.when(facts):
+                continue
         trig = base if key is None else replace(base, key=key)
         if step.limit in ("once", "once_per_key") and not _limit_ok(ctx, step, key):
             continue

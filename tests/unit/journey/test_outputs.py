@@ -1,0 +1,54 @@
+"""The engine builds its outputs without validating them again (processor/messages.py `made`):
+every action and transition of a simulated population must equal its validated self."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from processor.decode import Rejection, decode_touchpoint
+from processor.identity import graph
+from processor.journey.engine import EventInput, Outcome, fire_due, step
+from processor.journey.state import CustomerState
+from processor.messages import to_json
+from processor.simulate.generator import SimConfig, generate
+from processor.stream.agents.deadletters import CHANNEL_OF_TOPIC
+
+from .support import LIFECYCLE
+
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+#: After every simulated event: none of them is in the future.
+LATER = START + timedelta(days=365)
+
+
+def _outcomes() -> list[Outcome]:
+    states: dict[str, CustomerState | None] = {}
+    outs = []
+    last = START
+    for msg in generate(SimConfig(start=START, customers=400, events=6000, seed=7)):
+        channel = CHANNEL_OF_TOPIC.get(msg.topic)
+        if channel is None:
+            continue
+        event = decode_touchpoint(msg.value, channel, LATER, max_bytes=1 << 20)
+        if isinstance(event, Rejection):
+            continue
+        person = graph.key_of(graph.nodes_of(event.identity)[0])
+        now = event.occurred_at + timedelta(seconds=1)
+        out = step(states.get(person), EventInput(event, channel, person), now, LIFECYCLE)
+        states[person] = out.state
+        outs.append(out)
+        last = max(last, now)
+    later = last + timedelta(days=90)  # every wait, follow-up and lapse comes due
+    outs += [fire_due(state, person, later, LIFECYCLE) for person, state in states.items()]
+    return outs
+
+
+def test_every_action_and_transition_equals_its_validated_self() -> None:
+    outs = _outcomes()
+    made = [m for out in outs for m in (*out.actions, *out.transitions)]
+    kinds = {type(m).__name__ for m in made}
+    assert kinds == {"Action", "Transition"}
+    assert sum(1 for out in outs for _ in out.actions) > 500
+    for m in made:
+        checked = type(m).model_validate(m.model_dump())
+        assert checked.model_dump() == m.model_dump()
+        assert to_json(checked) == to_json(m)
