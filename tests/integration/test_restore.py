@@ -6,6 +6,8 @@ persisted offset where Faust's recovery looks for it, and a prefix of the log wh
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import rocksdict
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from processor import topics as t
-from processor.stream.extensions.restore import Part, last_offsets, restore
+from processor.stream.extensions.restore import UNLOGGED, Part, last_offsets, restore
 
 pytestmark = pytest.mark.broker
 
@@ -138,6 +140,45 @@ def test_a_restore_out_of_time_leaves_a_prefix_with_its_offset_and_goes_on_from_
     for p in PARTITIONS:
         assert _contents(dbs[p]) == _expected(log[p])
         assert dbs[p][OFFSET_KEY] == str(END - 1).encode()
+
+
+_KILLED_AFTER_RESTORE = """
+import asyncio, os, sys
+import rocksdict
+from aiokafka import TopicPartition
+from processor.stream.extensions.restore import Part, restore
+
+bootstrap, topic, end, key, *paths = sys.argv[1:]
+parts = []
+for spec in paths:
+    partition, path = spec.split("=", 1)
+    db = rocksdict.Rdict(path, options=rocksdict.Options(raw_mode=True))
+    parts.append(Part(TopicPartition(topic, int(partition)), db, 0, int(end), bytes.fromhex(key)))
+done = asyncio.run(restore({"bootstrap_servers": bootstrap}, parts, 60.0, committed_only=False))
+os._exit(0 if done.complete else 3)  # no close: as if the worker were killed right after
+"""
+
+
+def test_a_restore_is_on_disk_when_it_returns_though_its_writes_skip_the_log(
+    topics_ready: str, tmp_path: Path
+) -> None:
+    """The bulk writes skip RocksDB's write-ahead log: what `restore` returned from must be on
+    disk all the same, or a worker killed after it would come back with a store that lost
+    the records its persisted offset says it has."""
+    assert UNLOGGED.disable_wal
+    log = asyncio.run(_fill(topics_ready))
+    paths = {p: tmp_path / f"journey-{p}.db" for p in PARTITIONS}
+    specs = [f"{p}={path}" for p, path in paths.items()]
+    args = [topics_ready, t.JOURNEY_CHANGELOG, str(END), OFFSET_KEY.hex(), *specs]
+    subprocess.run([sys.executable, "-c", _KILLED_AFTER_RESTORE, *args], check=True, timeout=120)
+
+    for p, path in paths.items():
+        db = _db(path)
+        try:
+            assert _contents(db) == _expected(log[p])
+            assert db[OFFSET_KEY] == str(END - 1).encode()
+        finally:
+            db.close()
 
 
 async def _batched(bootstrap: str, partition: int, sizes: list[int]) -> None:
