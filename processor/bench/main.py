@@ -479,19 +479,24 @@ class Bench:
             fill_s = asyncio.run(state.fill(bootstrap, self.samples, people, partitions, self.log))
             self.log(f"  written in {fill_s:.1f} s; starting a worker on an empty local store")
             worker = Worker(bootstrap, self.home / "state", env=dict(self.worker_env))
-            first = state.recover(worker, fresh=True, settle_s=5.0, timeout_s=1800)
+            first = state.recover(worker, start="new", settle_s=5.0, timeout_s=1800)
             self.log(
                 f"  built its store in {first.ready_s:.1f} s, peak RSS "
                 f"{first.peak_rss_bytes / 2**20:,.0f} MiB; restarting with the store deleted"
             )
-            second = state.recover(worker, fresh=True, settle_s=5.0, timeout_s=1800)
+            second = state.recover(worker, start="store", settle_s=5.0, timeout_s=1800)
             self.log(
                 f"  rebuilt in {second.ready_s:.1f} s, peak RSS "
                 f"{second.peak_rss_bytes / 2**20:,.0f} MiB; timer index after recovery: "
-                f"{second.timer_index_s} s; now SIGKILLed and started on its store"
+                f"{second.timer_index_s} s; restarting on a new data directory"
             )
-            state.recover(worker, fresh=False, settle_s=2.0, timeout_s=1800, kill=True)
-            killed = state.recover(worker, fresh=False, settle_s=2.0, timeout_s=1800)
+            anew = state.recover(worker, start="new", settle_s=2.0, timeout_s=1800)
+            self.log(
+                f"  rebuilt as a new group member in {anew.ready_s:.1f} s; now SIGKILLed and "
+                "started on its store"
+            )
+            state.recover(worker, start="kept", settle_s=2.0, timeout_s=1800, kill=True)
+            killed = state.recover(worker, start="kept", settle_s=2.0, timeout_s=1800)
         self.log(f"  ready {killed.ready_s:.1f} s after the SIGKILL, on its own store")
         self.results["state"] = {
             "customers": people,
@@ -499,10 +504,12 @@ class Bench:
             "fill_s": fill_s,
             "first_start": asdict(first),
             "second_start": asdict(second),
+            "new_member_start": asdict(anew),
             "rebuild_s": second.ready_s,
+            "new_member_rebuild_s": anew.ready_s,
             "ready_after_kill_s": killed.ready_s,
             "timer_index_s": second.timer_index_s,
-            "peak_rss_bytes": max(first.peak_rss_bytes, second.peak_rss_bytes),
+            "peak_rss_bytes": max(r.peak_rss_bytes for r in (first, second, anew)),
         }
 
 

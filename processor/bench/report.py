@@ -189,6 +189,12 @@ def table(r: dict[str, Any]) -> str:
             f"changelog with the local store deleted {st['rebuild_s']:.1f} s to ready (target "
             f"<= {MAX_REBUILD_S:.0f} s: {_mark(st['rebuild_s'] <= MAX_REBUILD_S)})"
         )
+        if "new_member_rebuild_s" in st:
+            lines.append(
+                f"the same on a new data directory {st['new_member_rebuild_s']:.1f} s to ready "
+                "(a new group member: the group first waits for the stopped worker's session "
+                "to expire, TOUCHPOINT_SESSION_TIMEOUT_S)"
+            )
         if "ready_after_kill_s" in st:
             after = st["ready_after_kill_s"]
             lines.append(

@@ -12,6 +12,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -103,12 +104,20 @@ class Recovery:
     notes: list[str] = field(default_factory=list)
 
 
+#: How a recovery's worker starts: on a new data directory ("new"), on its own with the local
+#: store deleted ("store"), or on its own as it is ("kept").
+Start = Literal["new", "store", "kept"]
+
+
 def recover(
-    worker: Worker, *, fresh: bool, settle_s: float, timeout_s: float, kill: bool = False
+    worker: Worker, *, start: Start, settle_s: float, timeout_s: float, kill: bool = False
 ) -> Recovery:
-    """Start the worker (store deleted when `fresh`), time it to /ready, let it settle, measure
-    its peak memory, and stop it (with SIGKILL when `kill`)."""
-    worker.start(fresh=fresh)  # a new web port, so a new log file
+    """Start the worker as `start` says, time it to /ready, let it settle, measure its peak
+    memory, and stop it (with SIGKILL when `kill`)."""
+    if start == "store":  # a new web port either way, so a new log file
+        worker.start_without_store()
+    else:
+        worker.start(fresh=start == "new")
     try:
         ready = worker.wait_ready(timeout_s)
         deadline = time.monotonic() + max(settle_s, 120.0)

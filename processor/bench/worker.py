@@ -47,6 +47,10 @@ def totals(text: str, names: tuple[str, ...] = WATCHED) -> dict[str, float]:
     return out
 
 
+#: Where in a worker's data directory Faust keeps the tables (RocksDB): `v<app version>/tables`.
+STORE = Path("v1", "tables")
+
+
 @dataclass
 class Worker:
     """One `touchpoint run` process with its own data dir, web port and log file."""
@@ -67,6 +71,18 @@ class Worker:
         """Start the process (with an empty data dir when `fresh`); returns at once."""
         if fresh and (self.workdir / "data").exists():
             shutil.rmtree(self.workdir / "data")
+        self._launch()
+
+    def start_without_store(self) -> None:
+        """Start the process with its local store deleted and the rest of its data directory
+        (its places in the consumer groups) kept, as after a damaged store was removed."""
+        store = self.workdir / "data" / STORE
+        if not store.is_dir():
+            raise FileNotFoundError(f"no local store at {store}")
+        shutil.rmtree(store)
+        self._launch()
+
+    def _launch(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.web_port = free_port()
         env = {

@@ -64,11 +64,13 @@ def test_the_benchmark_runs_every_contestant_and_prints_the_table(tmp_path: Path
     assert r["step"]["cpu_mean_us"] > 0
     assert r["state"]["customers"] == 2000
     assert r["state"]["rebuild_s"] > 0
+    assert r["state"]["new_member_rebuild_s"] > 0
     assert r["state"]["ready_after_kill_s"] > 0
     for line in (
         "raw aiokafka pipe", "naive Faust agent", "empty Faust agent", "processor, 2 workers",
         "Quix Streams app", "processor / raw", "processor / naive", "processor / Quix",
         "the ceiling of an agent", "latency at",
-        "customers in state", "after a SIGKILL", "journey step alone", "processor CPU",
+        "customers in state", "on a new data directory", "after a SIGKILL", "journey step alone",
+        "processor CPU",
     ):  # fmt: skip
         assert line in printed, line
