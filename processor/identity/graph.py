@@ -113,7 +113,7 @@ def _load(lookup: Lookup, loaded: dict[str, NodeRecord], node: str) -> NodeRecor
     return record
 
 
-def _group(lookup: Lookup, records: dict[str, NodeRecord], start: Iterable[str]) -> set[str]:
+def _group(lookup: Lookup, loaded: dict[str, NodeRecord], start: Iterable[str]) -> set[str]:
     """The non-customer nodes connected to `start` through non-customer links."""
     group: set[str] = set()
     todo = [n for n in start if not is_anchor(n)]
@@ -122,12 +122,12 @@ def _group(lookup: Lookup, records: dict[str, NodeRecord], start: Iterable[str])
         if node in group:
             continue
         group.add(node)
-        todo.extend(n for n in _load(lookup, records, node).neighbours if not is_anchor(n))
+        todo.extend(n for n in _load(lookup, loaded, node).neighbours if not is_anchor(n))
     return group
 
 
-def _owner(lookup: Lookup, records: dict[str, NodeRecord], group: set[str]) -> tuple[str, bool]:
-    anchors = {n for node in group for n in _load(lookup, records, node).neighbours if is_anchor(n)}
+def _owner(lookup: Lookup, loaded: dict[str, NodeRecord], group: set[str]) -> tuple[str, bool]:
+    anchors = {n for node in group for n in _load(lookup, loaded, node).neighbours if is_anchor(n)}
     if anchors:
         return key_of(min(anchors)), len(anchors) > 1
     return key_of(min(group, key=_strength)), False

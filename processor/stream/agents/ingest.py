@@ -32,7 +32,7 @@ from processor import logs
 from processor import topics as t
 from processor.decode import Rejection, decode_control, decode_touchpoint
 from processor.events import ControlCommand, Touchpoint
-from processor.identity.graph import KIND_PREFIX, is_anchor, key_of, nodes_of
+from processor.identity.graph import KIND_PREFIX, is_anchor, key_of, nodes_of_json
 from processor.kafka.clients import connection_kwargs
 from processor.stream.agents import deadletters
 from processor.stream.agents.envelope import Kind, Source, pack
@@ -88,7 +88,9 @@ def handle_inbound(rt: Runtime, cp: Checkpoint, record: Any) -> None:
         cp.send(t.IDENTITY_LINKS, node.encode(), pack(Kind.control, payload, label, src))
         return
     rt.metrics.child(rt.metrics.events_received, label, result.type.value).inc()
-    nodes = nodes_of(result.identity)
+    # The identifiers it states (as its JSON does: None left out), once for routing and link.
+    identity = dict(result.identity.identifiers())
+    nodes = nodes_of_json(identity)
     value = pack(Kind.event, payload, label, src)
     customer = next((node for node in nodes if is_anchor(node)), None)
     if customer is not None:
@@ -97,15 +99,14 @@ def handle_inbound(rt: Runtime, cp: Checkpoint, record: Any) -> None:
         topic, key = (t.IDENTITY_LINKS if len(nodes) > 1 else t.IDENTITY_ROUTES), nodes[0]
     # The only message here that can be large: it must fit the internal topic before it goes
     # (a TOUCHPOINT_MAX_EVENT_BYTES above that topic's limit makes it `too_large`).
+    routed = key.encode()
     try:
-        cp.check(topic, key.encode(), value, "the validated event")
+        cp.check(topic, routed, value, "the validated event")
     except OutputTooLarge as exc:
         deadletters.send(rt, cp, deadletters.too_large(exc), record.value, src, label)
         return
-    cp.send(topic, key.encode(), value)
+    cp.send(topic, routed, value)
     if customer is not None and len(nodes) > 1:
-        # The identity as the event's JSON states it (None left out), without a second dump.
-        identity = dict(result.identity.identifiers())
         link = {"identity": identity, "occurred_at": result.occurred_at}
         cp.send(t.IDENTITY_LINKS, nodes[0].encode(), pack(Kind.link, link, label, src))
 

@@ -91,23 +91,14 @@ def install(rt: Runtime) -> None:
     async def journey(stream: Any) -> None:
         await rt.journey_unit.run(stream, _each_message(rt, "journey", handle_customer))
 
-    @rt.app.on_partitions_revoked.connect
-    async def _revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        _forget_fences(rt)
+    async def forget_fences(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """What the fences cached may be out of date once partitions move or their tables
+        are restored from the changelogs."""
+        rt.fences.forget()
+        rt.graph_fences.forget()
 
-    @rt.app.on_partitions_assigned.connect
-    async def _assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        _forget_fences(rt)
-
-    @rt.app.on_rebalance_complete.connect
-    async def _recovered(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        _forget_fences(rt)
+    app = rt.app
+    for moved in (app.on_partitions_revoked, app.on_partitions_assigned, app.on_rebalance_complete):
+        moved.connect(forget_fences)
 
     observe.install(rt)
-
-
-def _forget_fences(rt: Runtime) -> None:
-    """What the fences cached may be out of date once partitions move or their tables are
-    restored from the changelogs."""
-    rt.fences.forget()
-    rt.graph_fences.forget()
