@@ -153,14 +153,50 @@ class DeadLetter(BaseModel):
 
 
 _M = TypeVar("_M", bound=BaseModel)
+#: A model's fields with a default: (name, factory or None, value), per model (`made`).
+_DEFAULTS: dict[type[BaseModel], tuple[tuple[str, Any, Any], ...]] = {}
+_set = object.__setattr__
+
+
+def _defaults(model: type[BaseModel]) -> tuple[tuple[str, Any, Any], ...]:
+    known = _DEFAULTS.get(model)
+    if known is None:
+        if (
+            model.__private_attributes__
+            or model.model_config.get("extra") == "allow"
+            or any(f.alias for f in model.model_fields.values())
+        ):
+            raise TypeError(
+                f"made() builds models without aliases, extras or private "
+                f"attributes; {model.__name__} has one"
+            )
+        known = _DEFAULTS[model] = tuple(
+            (name, f.default_factory, f.default)
+            for name, f in model.model_fields.items()
+            if not f.is_required()
+        )
+    return known
 
 
 def made(model: type[_M], **fields: Any) -> _M:
     """A wire model built by the engine from values valid by construction (known enums and
     strings, times in UTC), without validating them again: validation costs more than the
     rest of a typical journey step's emit. `tests/unit/journey/test_outputs.py` holds every
-    output of the scenarios equal to its validated self."""
-    return model.model_construct(**fields)
+    output of the scenarios equal to its validated self.
+
+    What pydantic's `model_construct` does for a model without aliases, extras or private
+    attributes, without its per-field walk (a third of its time): the given fields, each
+    missing default filled in, as the instance's `__dict__`."""
+    given = set(fields)
+    for name, factory, default in _defaults(model):
+        if name not in fields:
+            fields[name] = factory() if factory is not None else default
+    obj = model.__new__(model)
+    _set(obj, "__dict__", fields)
+    _set(obj, "__pydantic_fields_set__", given)
+    _set(obj, "__pydantic_extra__", None)
+    _set(obj, "__pydantic_private__", None)
+    return obj
 
 
 def to_json(model: BaseModel) -> bytes:

@@ -226,17 +226,28 @@ class Journey(Strict):
                 out.setdefault(stage, []).append(s)
         return {stage: tuple(steps) for stage, steps in out.items()}
 
+    @cached_property
+    def _triggered(self) -> dict[tuple[str | None, tuple[str, ...]], tuple[Step, ...]]:
+        return {}
+
     def triggered(self, event_type: str | None, entered: list[str]) -> tuple[Step, ...]:
         """The steps this event type (None for a timer) or these stage entries trigger, in file
-        order, each once."""
-        on_event = self.steps_on_event.get(event_type, ()) if event_type is not None else ()
+        order, each once (worked out once per combination, then remembered)."""
         if not entered:
-            return on_event
-        chosen = {s.name: s for s in on_event}
-        for stage in entered:
-            chosen.update((s.name, s) for s in self.steps_on_entry.get(stage, ()))
-        position = self._step_position
-        return tuple(sorted(chosen.values(), key=lambda s: position[s.name]))
+            return self.steps_on_event.get(event_type, ()) if event_type is not None else ()
+        known = self._triggered
+        combination = (event_type, tuple(entered))
+        steps = known.get(combination)
+        if steps is None:
+            on_event = self.steps_on_event.get(event_type, ()) if event_type is not None else ()
+            chosen = {s.name: s for s in on_event}
+            for stage in entered:
+                chosen.update((s.name, s) for s in self.steps_on_entry.get(stage, ()))
+            position = self._step_position
+            steps = known[combination] = tuple(
+                sorted(chosen.values(), key=lambda s: position[s.name])
+            )
+        return steps
 
     @cached_property
     def moves_on_event(self) -> dict[tuple[str, str], tuple[TransitionDef, ...]]:

@@ -72,6 +72,8 @@ def _reconcile_stage_timers(ctx: Ctx) -> None:
 
 def _diff_timers(before: Mapping[str, object], ctx: Ctx, fired: str) -> None:
     after = ctx.state.timers
+    if after == before:
+        return  # no timer set, changed or cancelled (a fired one leaves `after` too)
     ctx.out.timers_cancel = sorted(k for k in before if k not in after and k != fired)
     changed = sorted((v[0], tid) for tid, v in after.items() if before.get(tid) != v)
     ctx.out.timers_set = [timer_of(tid, after[tid]) for _, tid in changed]
@@ -85,9 +87,7 @@ def _event_transition(ctx: Ctx, ev: Touchpoint, event_type: str, at: float) -> T
 
 
 def _on_event(state: CustomerState | None, inp: EventInput, now: datetime, j: Journey) -> Outcome:
-    ev = inp.event
-    event_type = ev.type.value
-    at = ev.occurred_at.timestamp()
+    ev, event_type, at = inp.event, inp.type, inp.at
     out = Outcome(state=None)
     entered: list[str] = []
     if state is None:
@@ -108,7 +108,7 @@ def _on_event(state: CustomerState | None, inp: EventInput, now: datetime, j: Jo
     watched = j.policies.consent.channels if ev.type in CONSENT_EVENTS else ()
     had = {c for c in watched if has_consent(state, c, j)}
     was_blocked = state.email_blocked
-    observe(state, ev, j)
+    observe(state, ev, at, j)
     lost: set[str] = {c for c in had if not has_consent(state, c, j)}
     if state.email_blocked and not was_blocked:
         lost.add("email")
@@ -232,9 +232,11 @@ def fire_due(
     same call. No firing at all leaves the state as it was.
     """
     total = Outcome(state=state)
-    limit = now if until is None else min(until, now)
     first = first_due(state)
-    if first is None or first > limit.timestamp():
+    if first is None:
+        return total
+    limit = now if until is None else min(until, now)
+    if first > limit.timestamp():
         return total
     # Each firing removes its timer; a firing may set new ones. Bounded in case a journey file
     # sets a timer that is due at once from its own firing.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from processor.events import MAX_SHORT_TEXT_CHARS, EventType, Touchpoint
@@ -15,6 +16,8 @@ _STATED = frozenset({EventType.signup, EventType.consent_updated})
 CONSENT_EVENTS = frozenset(
     {*_STATED, *_OPT_OUT, EventType.newsletter_subscribe, EventType.email_bounced}
 )
+#: What one kind of event teaches the state: (state, event, its epoch seconds, journey).
+Lesson = Callable[[CustomerState, Touchpoint, float, Journey], None]
 #: At most this many products in a cart, so the state stays bounded whatever the tracker sends.
 _MAX_CART_ITEMS = 50
 
@@ -36,9 +39,7 @@ def _state_consent(state: CustomerState, channel: str, value: bool, at: float) -
     return True
 
 
-def _consent(state: CustomerState, event: Touchpoint, at: float) -> None:
-    if event.type not in CONSENT_EVENTS:
-        return
+def _consent(state: CustomerState, event: Touchpoint, at: float, journey: Journey) -> None:
     props = event.properties
     if event.type in _STATED:
         consent = props.get("consent") or {}
@@ -68,7 +69,7 @@ def _purchase(state: CustomerState, event: Touchpoint, at: float, journey: Journ
         state.lifetime_value = max(0.0, state.lifetime_value - _number(props.get("value")))
 
 
-def _cart(state: CustomerState, event: Touchpoint) -> None:
+def _cart(state: CustomerState, event: Touchpoint, at: float, journey: Journey) -> None:
     props = event.properties
     product = str(props.get("product_id", ""))
     if event.type is EventType.cart_add and product:
@@ -92,11 +93,9 @@ _EMAIL_EVENTS = frozenset(
 )
 
 
-def _email(state: CustomerState, event: Touchpoint, at: float) -> None:
+def _email(state: CustomerState, event: Touchpoint, at: float, journey: Journey) -> None:
     """Record a delivery, open or click of a campaign, whatever order they arrive in: an open
     that comes before its campaign's delivery still marks that campaign as opened."""
-    if event.type not in _EMAIL_EVENTS:
-        return
     campaign = str(event.properties.get("campaign_id", ""))
     delivered = event.type is EventType.email_delivered
     keep_campaigns(
@@ -124,16 +123,16 @@ def _recent(state: CustomerState, event: Touchpoint, at: float, journey: Journey
         return
     # A tracked property may be one the contract does not name (and so does not bound): the
     # state keeps at most its first MAX_SHORT_TEXT_CHARS characters.
-    props = {
-        p: str(event.properties[p])[:MAX_SHORT_TEXT_CHARS]
-        for p in wanted
-        if event.properties.get(p) is not None
-    }
-    state.recent.append((event.type.value, props, at))
-    state.recent.sort(key=lambda r: r[2])
-    horizon = max(r[2] for r in state.recent) - journey.recent_window_s
-    state.recent = [r for r in state.recent if r[2] >= horizon]
-    del state.recent[: -journey.policies.max_recent_events]
+    given = event.properties
+    props = {p: str(given[p])[:MAX_SHORT_TEXT_CHARS] for p in wanted if given.get(p) is not None}
+    recent = state.recent
+    recent.append((event.type.value, props, at))
+    if len(recent) > 1 and recent[-2][2] > at:
+        recent.sort(key=lambda r: r[2])  # an event older than the newest remembered
+    horizon = recent[-1][2] - journey.recent_window_s
+    if recent[0][2] < horizon:
+        state.recent = recent = [r for r in recent if r[2] >= horizon]
+    del recent[: -journey.policies.max_recent_events]
 
 
 #: Linked identifiers remembered per person (for look-ups and erasure), most recent last.
@@ -141,14 +140,27 @@ _MAX_IDENTIFIERS = 32
 
 
 def _identifiers(state: CustomerState, event: Touchpoint) -> None:
+    known = state.identifiers
     for kind, value in event.identity.identifiers():
         ident = f"{kind}:{value}"
-        if ident not in state.identifiers:
-            state.identifiers.append(ident)
-    del state.identifiers[:-_MAX_IDENTIFIERS]
+        if ident not in known:
+            known.append(ident)
+    del known[:-_MAX_IDENTIFIERS]
 
 
-def observe(state: CustomerState, event: Touchpoint, journey: Journey) -> None:
+#: What each event type can teach, in this order: consent, purchases and returns, the cart,
+#: email campaigns (`_recent`, for the types a journey tracks, comes after them).
+_LESSONS = {
+    **{t: [_consent] for t in CONSENT_EVENTS},
+    **{t: [_purchase] for t in (*PURCHASES, EventType.product_return)},
+    EventType.cart_add: [_cart],
+    EventType.cart_remove: [_cart],
+    **{t: [_email] for t in _EMAIL_EVENTS},
+}
+_BY_TYPE: dict[EventType, tuple[Lesson, ...]] = {t: tuple(_LESSONS.get(t, ())) for t in EventType}
+
+
+def observe(state: CustomerState, event: Touchpoint, at: float, journey: Journey) -> None:
     """Update the facts the rules look at; stage moves and rules come after this.
 
     Decisions where the journey definition is silent:
@@ -164,12 +176,9 @@ def observe(state: CustomerState, event: Touchpoint, journey: Journey) -> None:
       that arrives later changes nothing, and a newer explicit opt-in lifts a hard bounce's
       or a complaint's block.
     """
-    at = event.occurred_at.timestamp()
     if event.context.timezone:
         state.timezone = event.context.timezone
-    _consent(state, event, at)
     _identifiers(state, event)
-    _purchase(state, event, at, journey)
-    _cart(state, event)
-    _email(state, event, at)
+    for lesson in _BY_TYPE[event.type]:
+        lesson(state, event, at, journey)
     _recent(state, event, at, journey)

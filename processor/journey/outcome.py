@@ -15,11 +15,19 @@ from processor.messages import Action, Transition
 
 @dataclass(frozen=True, slots=True)
 class EventInput:
-    """A validated touchpoint, the channel it arrived on and the canonical customer id."""
+    """A validated touchpoint, the channel it arrived on and the canonical customer id; with
+    what every step reads of it, worked out once: its type's name and its time in epoch
+    seconds."""
 
     event: Touchpoint
     channel: Channel
     customer_id: str
+    type: str = field(init=False)
+    at: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "type", self.event.type.value)
+        object.__setattr__(self, "at", self.event.occurred_at.timestamp())
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from datetime import UTC, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
@@ -98,23 +99,30 @@ def is_capped(step: Step, journey: Journey) -> bool:
 
 
 def within_caps(state: CustomerState, send_at: datetime, journey: Journey) -> bool:
-    """Would one more capped message at `send_at` keep every window within its cap?"""
+    """Would one more capped message at `send_at` keep every window within its cap?
+
+    `state.sent` is kept in order (record_send, merge), so each window is two bisections."""
     caps = journey.policies.frequency_caps
     if caps is None:
         return True
-    t = send_at.timestamp()
+    sent, t = state.sent, send_at.timestamp()
     span = caps.rolling.within.total_seconds()
-    near = sorted(s for s in state.sent if t - span < s < t + span)
+    near = sent[bisect_right(sent, t - span) : bisect_left(sent, t + span)]
     # Every window of length `span` that holds t starts in (t - span, t]; the fullest one
-    # starts at t itself or at one of the earlier sends.
-    starts = [s for s in near if s <= t] + [t]
-    for start in starts:
-        if sum(1 for s in near if start <= s < start + span) + (start <= t) > caps.rolling.max:
+    # starts at t itself or at one of the earlier sends. The new message is in each of them.
+    for start in (*near[: bisect_right(near, t)], t):
+        if bisect_left(near, start + span) - bisect_left(near, start) + 1 > caps.rolling.max:
             return False
-    tz = local_zone(state, journey)
-    day = send_at.astimezone(tz).date()
-    same_day = sum(1 for s in state.sent if datetime.fromtimestamp(s, tz).date() == day)
-    return same_day + 1 <= caps.per_local_day
+    first, after = local_day(send_at, local_zone(state, journey))
+    return bisect_left(sent, after) - bisect_left(sent, first) + 1 <= caps.per_local_day
+
+
+def local_day(at: datetime, tz: ZoneInfo) -> tuple[float, float]:
+    """The calendar day in `tz` that holds `at`, as epoch seconds: from its first instant to the
+    next day's first (zoneinfo places a midnight that daylight saving skips or repeats)."""
+    day = at.astimezone(tz).date()
+    first = datetime.combine(day, time(), tzinfo=tz).timestamp()
+    return first, datetime.combine(day + timedelta(days=1), time(), tzinfo=tz).timestamp()
 
 
 def record_send(state: CustomerState, send_at: datetime, journey: Journey) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -174,7 +173,11 @@ def run(ctx: Ctx, event_type: str | None, entered: list[str], base: Trigger) -> 
                 facts = ctx.facts(base.props, base.at)
             if not step.when(facts):
                 continue
-        trig = base if key is None else replace(base, key=key)
+        trig = (
+            base
+            if key is None
+            else Trigger(base.id, base.type, base.at, base.ready, key, base.props)
+        )
         if step.limit in ("once", "once_per_key") and not _limit_ok(ctx, step, key):
             continue
         if step.wait is not None:

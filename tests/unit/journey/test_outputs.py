@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from pydantic import BaseModel, Field
+
 from processor.decode import Rejection, decode_touchpoint
 from processor.identity import graph
 from processor.journey.engine import EventInput, Outcome, fire_due, step
 from processor.journey.state import CustomerState
-from processor.messages import to_json
+from processor.messages import Transition, made, to_json
 from processor.simulate.generator import SimConfig, generate
 from processor.stream.agents.deadletters import CHANNEL_OF_TOPIC
 
@@ -52,3 +55,29 @@ def test_every_action_and_transition_equals_its_validated_self() -> None:
         checked = type(m).model_validate(m.model_dump())
         assert checked.model_dump() == m.model_dump()
         assert to_json(checked) == to_json(m)
+
+
+def test_made_builds_what_model_construct_builds() -> None:
+    at = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    fields = {
+        "customer_id": "C1", "journey": "lifecycle", "from_stage": None, "to_stage": "awareness",
+        "at": at, "trigger_event_id": "e1", "trigger_type": "page_view",
+    }  # fmt: skip
+    built, constructed = made(Transition, **fields), Transition.model_construct(**fields)
+    assert built == constructed
+    assert built.model_fields_set == constructed.model_fields_set
+    assert built.channels_before_conversion == []
+    assert built.copies_gone_within_days is None
+    assert to_json(built) == to_json(constructed)
+    # A default factory gives each output its own container.
+    assert made(Transition, **fields).channels_before_conversion is not (
+        built.channels_before_conversion
+    )
+
+
+def test_made_refuses_a_model_it_cannot_build() -> None:
+    class Aliased(BaseModel):
+        name: str = Field(alias="n")
+
+    with pytest.raises(TypeError, match="Aliased"):
+        made(Aliased, name="x")

@@ -240,3 +240,66 @@ def test_outcome_does_not_depend_on_storing_the_state_between_steps(
     # Same inputs, same outcome, same action ids: a second run is identical.
     *_, (_, again, _) = _run(ops, tz)
     assert _trace(again) == _trace(kept)
+
+
+def _within_caps_by_definition(sent: list[float], at: datetime, tz: ZoneInfo) -> bool:
+    """The caps as the journey states them, counted send by send (slow and plain)."""
+    caps = LIFECYCLE.policies.frequency_caps
+    assert caps is not None
+    t, span = at.timestamp(), caps.rolling.within.total_seconds()
+    for start in [s for s in sent if t - span < s <= t] + [t]:
+        if sum(1 for s in sent if start <= s < start + span) + 1 > caps.rolling.max:
+            return False
+    day = at.astimezone(tz).date()
+    return sum(1 for s in sent if datetime.fromtimestamp(s, tz).date() == day) + 1 <= (
+        caps.per_local_day
+    )
+
+
+# Zones whose daylight-saving change skips or repeats midnight, and ordinary ones.
+_CAP_ZONES = ["Europe/Berlin", "America/Santiago", "America/Havana", "Asia/Beirut", "UTC"]
+_WEEK = 7 * 86400
+#: Offsets from the new message that sit on the edges of a rolling window, and others.
+_EDGES = [-_WEEK - 1800, -_WEEK, -_WEEK + 1800, -86400, -1800, 0, 1800, _WEEK - 1800, _WEEK]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    sends=st.lists(
+        st.sampled_from(_EDGES) | st.integers(-10 * 48, 10 * 48).map(lambda n: n * 1800),
+        max_size=6,
+    ),
+    at=st.integers(-3 * 48, 3 * 48).map(lambda n: n * 1800),
+    zone=st.sampled_from(_CAP_ZONES),
+    base=st.sampled_from(["2026-03-28T12:00:00Z", "2026-09-05T12:00:00Z", "2026-10-24T12:00:00Z",
+                          "2026-04-04T12:00:00Z"]),
+)  # fmt: skip
+def test_caps_count_what_the_journey_states(
+    sends: list[int], at: int, zone: str, base: str
+) -> None:
+    from processor.journey import policies
+    from processor.journey.state import CustomerState
+
+    t = datetime.fromisoformat(base).timestamp() + at
+    state = CustomerState(customer_id="C-1", stage="purchase", stage_since=0.0, timezone=zone)
+    state.sent = sorted(t + s for s in sends)
+    when = datetime.fromtimestamp(t, UTC)
+    expected = _within_caps_by_definition(state.sent, when, ZoneInfo(zone))
+    assert policies.within_caps(state, when, LIFECYCLE) is expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    at=st.integers(-400 * 48, 400 * 48).map(lambda n: n * 1800),
+    near=st.integers(-2 * 48, 2 * 48).map(lambda n: n * 1800) | st.integers(-86400, 86400),
+    zone=st.sampled_from(_CAP_ZONES),
+)
+def test_a_local_day_is_the_instants_whose_local_date_it_is(at: int, near: int, zone: str) -> None:
+    from processor.journey.policies import local_day
+
+    tz = ZoneInfo(zone)
+    t = datetime.fromisoformat("2026-06-01T00:00:00Z").timestamp() + at
+    first, after = local_day(datetime.fromtimestamp(t, UTC), tz)
+    s = t + near
+    same = datetime.fromtimestamp(s, tz).date() == datetime.fromtimestamp(t, tz).date()
+    assert (first <= s < after) is same
