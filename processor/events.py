@@ -112,15 +112,18 @@ def _email_key(value: object) -> object:
 OptionalIdentifier = Annotated[Identifier | None, BeforeValidator(_blank_is_absent)]
 OptionalEmail = Annotated[Identifier | None, BeforeValidator(_email_key)]
 _EMAIL_MATCHING = "Matched after Unicode NFC normalisation, trimming and case-folding."
-_KINDS = ("customer_id", "email", "loyalty_id", "anonymous_id")
+#: The kinds of identifier, most stable first.
+IDENTIFIER_KINDS = ("customer_id", "email", "loyalty_id", "anonymous_id")
 #: JSON Schema: an object that states one identifier (of any kind), for anyOf / oneOf.
-_EACH_IDENTIFIER: list[Any] = [{"required": [kind]} for kind in _KINDS]
+_EACH_IDENTIFIER: list[Any] = [{"required": [kind]} for kind in IDENTIFIER_KINDS]
 
 
 def stated_identifiers(model: BaseModel) -> list[tuple[str, str]]:
     """The (kind, value) identifiers a model states, most stable first: customer_id, email,
     loyalty_id, anonymous_id."""
-    return [(kind, value) for kind in _KINDS if (value := getattr(model, kind)) is not None]
+    return [
+        (kind, value) for kind in IDENTIFIER_KINDS if (value := getattr(model, kind)) is not None
+    ]
 
 
 class Identity(BaseModel):
@@ -359,27 +362,6 @@ class Touchpoint(BaseModel):
             return value
         props = PROPERTIES_OF[event_type].model_validate(value)
         return props.model_dump(exclude_unset=True)
-
-
-def from_checked(payload: dict[str, Any]) -> Touchpoint:
-    """The Touchpoint whose `model_dump(mode="json")` is `payload`, built without validating
-    it again.
-
-    Only for a payload that ingest produced from an event that passed validation (the envelope
-    on customer-events): validating it a second time in the journey agent, nested property
-    models included, cost 3 % of the worker's CPU and could not fail. A test holds the result
-    equal to `Touchpoint.model_validate(payload)` for every event type.
-    """
-    channel = payload["channel"]
-    return Touchpoint.model_construct(
-        event_id=payload["event_id"],
-        type=EventType(payload["type"]),
-        occurred_at=datetime.fromisoformat(payload["occurred_at"]),
-        channel=None if channel is None else Channel(channel),
-        identity=Identity.model_construct(**payload["identity"]),
-        context=Context.model_construct(**payload["context"]),
-        properties=payload["properties"],
-    )
 
 
 CommandName = Literal["erase_customer"]

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, NamedTuple, TypeVar
 
 import pydantic_core
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
@@ -153,48 +153,71 @@ class DeadLetter(BaseModel):
 
 
 _M = TypeVar("_M", bound=BaseModel)
-#: A model's fields with a default: (name, factory or None, value), per model (`made`).
-_DEFAULTS: dict[type[BaseModel], tuple[tuple[str, Any, Any], ...]] = {}
+
+
+class _Shape(NamedTuple):
+    """What `made` needs of a model: its field names, the defaults of the fields that have one
+    ((name, factory or None, value)), and whether it keeps unknown keys."""
+
+    names: frozenset[str]
+    defaults: tuple[tuple[str, Any, Any], ...]
+    extra: bool
+
+
+_SHAPES: dict[type[BaseModel], _Shape] = {}
 _set = object.__setattr__
 
 
-def _defaults(model: type[BaseModel]) -> tuple[tuple[str, Any, Any], ...]:
-    known = _DEFAULTS.get(model)
+def _shape(model: type[BaseModel]) -> _Shape:
+    known = _SHAPES.get(model)
     if known is None:
+        fields = model.model_fields
         if (
             model.__private_attributes__
-            or model.model_config.get("extra") == "allow"
-            or any(f.alias for f in model.model_fields.values())
+            or model.__pydantic_post_init__
+            or any(f.alias or f.validation_alias for f in fields.values())
         ):
             raise TypeError(
-                f"made() builds models without aliases, extras or private "
-                f"attributes; {model.__name__} has one"
+                f"made() builds models without aliases, private attributes or a post-init; "
+                f"{model.__name__} has one"
             )
-        known = _DEFAULTS[model] = tuple(
-            (name, f.default_factory, f.default)
-            for name, f in model.model_fields.items()
-            if not f.is_required()
+        known = _SHAPES[model] = _Shape(
+            frozenset(fields),
+            tuple(
+                (n, f.default_factory, f.default) for n, f in fields.items() if not f.is_required()
+            ),
+            model.model_config.get("extra") == "allow",
         )
     return known
 
 
 def made(model: type[_M], **fields: Any) -> _M:
-    """A wire model built by the engine from values valid by construction (known enums and
-    strings, times in UTC), without validating them again: validation costs more than the
-    rest of a typical journey step's emit. `tests/unit/journey/test_outputs.py` holds every
-    output of the scenarios equal to its validated self.
+    """A model built from values valid by construction (known enums and strings, times in
+    UTC, or what a validation produced before), without validating them again: validation
+    costs more than the rest of a typical journey step's emit.
+    `tests/unit/journey/test_outputs.py` holds every output of the scenarios equal to its
+    validated self, and `tests/unit/test_events.py` every rebuilt event (`events.from_checked`).
 
-    What pydantic's `model_construct` does for a model without aliases, extras or private
-    attributes, without its per-field walk (a third of its time): the given fields, each
-    missing default filled in, as the instance's `__dict__`."""
+    What pydantic's `model_construct` builds, without its walk over every field and alias: the
+    given fields, each missing default filled in, as the instance's `__dict__`; unknown keys
+    are the model's extras where it keeps them, and refused where it does not."""
+    shape = _shape(model)
+    extra = None
+    if not fields.keys() <= shape.names:
+        if not shape.extra:
+            unknown = ", ".join(sorted(fields.keys() - shape.names))
+            raise TypeError(f"{model.__name__} has no field {unknown}")
+        extra = {k: fields.pop(k) for k in list(fields) if k not in shape.names}
+    elif shape.extra:
+        extra = {}
     given = set(fields)
-    for name, factory, default in _defaults(model):
-        if name not in fields:
+    for name, factory, default in shape.defaults:
+        if name not in given:
             fields[name] = factory() if factory is not None else default
     obj = model.__new__(model)
     _set(obj, "__dict__", fields)
-    _set(obj, "__pydantic_fields_set__", given)
-    _set(obj, "__pydantic_extra__", None)
+    _set(obj, "__pydantic_fields_set__", given if extra is None else given | extra.keys())
+    _set(obj, "__pydantic_extra__", extra)
     _set(obj, "__pydantic_private__", None)
     return obj
 

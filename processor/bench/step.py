@@ -67,7 +67,8 @@ def inputs(path: Path, *, max_event_bytes: int, limit: int | None = None) -> lis
             continue
         event = decode_touchpoint(value, channel, _AFTER_ALL, max_bytes=max_event_bytes)
         if not isinstance(event, Rejection):
-            out.append(EventInput(event, channel, _person(store, graph.nodes_of(event.identity))))
+            person = _person(store, graph.nodes_of(event.identity))
+            out.append(EventInput.of(event, channel, person))
     if not out:
         raise ValueError(f"{path}: no valid event to time")
     return out
@@ -81,7 +82,7 @@ def measure(events: list[EventInput], journey: Journey) -> StepTimes:
     cpu = time.thread_time()
     for inp in events:
         state = states.get(inp.customer_id)
-        now = inp.event.occurred_at + _LATE
+        now = inp.occurred_at + _LATE
         began = tick()
         out = step(state, inp, now, journey)
         spent.append(tick() - began)

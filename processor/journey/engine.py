@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from processor.events import Channel, Touchpoint
+from processor.events import Channel
 from processor.journey import rules
 from processor.journey.definition import ERASED, Journey, TransitionDef
 from processor.journey.memory import CONSENT_EVENTS, PURCHASES, observe
@@ -79,7 +79,7 @@ def _diff_timers(before: Mapping[str, object], ctx: Ctx, fired: str) -> None:
     ctx.out.timers_set = [timer_of(tid, after[tid]) for _, tid in changed]
 
 
-def _event_transition(ctx: Ctx, ev: Touchpoint, event_type: str, at: float) -> TransitionDef | None:
+def _event_transition(ctx: Ctx, ev: EventInput, event_type: str, at: float) -> TransitionDef | None:
     for t in ctx.journey.moves_on_event.get((ctx.state.stage, event_type), ()):
         if t.if_(ctx.facts(ev.properties, at)):
             return t
@@ -87,7 +87,7 @@ def _event_transition(ctx: Ctx, ev: Touchpoint, event_type: str, at: float) -> T
 
 
 def _on_event(state: CustomerState | None, inp: EventInput, now: datetime, j: Journey) -> Outcome:
-    ev, event_type, at = inp.event, inp.type, inp.at
+    ev, event_type, at = inp, inp.type.value, inp.at
     out = Outcome(state=None)
     entered: list[str] = []
     if state is None:
@@ -108,7 +108,7 @@ def _on_event(state: CustomerState | None, inp: EventInput, now: datetime, j: Jo
     watched = j.policies.consent.channels if ev.type in CONSENT_EVENTS else ()
     had = {c for c in watched if has_consent(state, c, j)}
     was_blocked = state.email_blocked
-    observe(state, ev, at, j)
+    observe(state, inp, j)
     lost: set[str] = {c for c in had if not has_consent(state, c, j)}
     if state.email_blocked and not was_blocked:
         lost.add("email")
@@ -184,10 +184,10 @@ def step(
     """
     if isinstance(input, TimerFired):
         return _on_timer(state, input, now, journey)
-    if state is not None and input.event.event_id in state.seen:
+    if state is not None and input.event_id in state.seen:
         return Outcome(state=state, duplicate=True)
     # What was due before the event happened comes first, whenever the clock fired it.
-    before = fire_due(state, input.customer_id, now, journey, until=input.event.occurred_at)
+    before = fire_due(state, input.customer_id, now, journey, until=input.occurred_at)
     after = _on_event(before.state, input, now, journey)
     return before.then(after) if before.fired else after
 

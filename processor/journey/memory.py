@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from processor.events import MAX_SHORT_TEXT_CHARS, EventType, Touchpoint
+from processor.events import MAX_SHORT_TEXT_CHARS, EventType
 from processor.journey.definition import Journey
+from processor.journey.outcome import EventInput
 from processor.journey.state import Cart, CustomerState
 
 PURCHASES = frozenset({EventType.order_placed, EventType.pos_purchase})
@@ -17,7 +18,7 @@ CONSENT_EVENTS = frozenset(
     {*_STATED, *_OPT_OUT, EventType.newsletter_subscribe, EventType.email_bounced}
 )
 #: What one kind of event teaches the state: (state, event, its epoch seconds, journey).
-Lesson = Callable[[CustomerState, Touchpoint, float, Journey], None]
+Lesson = Callable[[CustomerState, EventInput, float, Journey], None]
 #: At most this many products in a cart, so the state stays bounded whatever the tracker sends.
 _MAX_CART_ITEMS = 50
 
@@ -39,7 +40,7 @@ def _state_consent(state: CustomerState, channel: str, value: bool, at: float) -
     return True
 
 
-def _consent(state: CustomerState, event: Touchpoint, at: float, journey: Journey) -> None:
+def _consent(state: CustomerState, event: EventInput, at: float, journey: Journey) -> None:
     props = event.properties
     if event.type in _STATED:
         consent = props.get("consent") or {}
@@ -57,7 +58,7 @@ def _consent(state: CustomerState, event: Touchpoint, at: float, journey: Journe
             state.email_blocked = True
 
 
-def _purchase(state: CustomerState, event: Touchpoint, at: float, journey: Journey) -> None:
+def _purchase(state: CustomerState, event: EventInput, at: float, journey: Journey) -> None:
     props = event.properties
     if event.type in PURCHASES:
         state.purchases += 1
@@ -69,7 +70,7 @@ def _purchase(state: CustomerState, event: Touchpoint, at: float, journey: Journ
         state.lifetime_value = max(0.0, state.lifetime_value - _number(props.get("value")))
 
 
-def _cart(state: CustomerState, event: Touchpoint, at: float, journey: Journey) -> None:
+def _cart(state: CustomerState, event: EventInput, at: float, journey: Journey) -> None:
     props = event.properties
     product = str(props.get("product_id", ""))
     if event.type is EventType.cart_add and product:
@@ -93,7 +94,7 @@ _EMAIL_EVENTS = frozenset(
 )
 
 
-def _email(state: CustomerState, event: Touchpoint, at: float, journey: Journey) -> None:
+def _email(state: CustomerState, event: EventInput, at: float, journey: Journey) -> None:
     """Record a delivery, open or click of a campaign, whatever order they arrive in: an open
     that comes before its campaign's delivery still marks that campaign as opened."""
     campaign = str(event.properties.get("campaign_id", ""))
@@ -117,7 +118,7 @@ def keep_campaigns(state: CustomerState, *lists: list[list[Any]]) -> None:
     state.campaigns = ordered[-_MAX_CAMPAIGNS:]
 
 
-def _recent(state: CustomerState, event: Touchpoint, at: float, journey: Journey) -> None:
+def _recent(state: CustomerState, event: EventInput, at: float, journey: Journey) -> None:
     wanted = journey.tracked.get(event.type.value)
     if wanted is None:
         return
@@ -139,10 +140,9 @@ def _recent(state: CustomerState, event: Touchpoint, at: float, journey: Journey
 _MAX_IDENTIFIERS = 32
 
 
-def _identifiers(state: CustomerState, event: Touchpoint) -> None:
+def _identifiers(state: CustomerState, event: EventInput) -> None:
     known = state.identifiers
-    for kind, value in event.identity.identifiers():
-        ident = f"{kind}:{value}"
+    for ident in event.identifiers:
         if ident not in known:
             known.append(ident)
     del known[:-_MAX_IDENTIFIERS]
@@ -160,7 +160,7 @@ _LESSONS = {
 _BY_TYPE: dict[EventType, tuple[Lesson, ...]] = {t: tuple(_LESSONS.get(t, ())) for t in EventType}
 
 
-def observe(state: CustomerState, event: Touchpoint, at: float, journey: Journey) -> None:
+def observe(state: CustomerState, event: EventInput, journey: Journey) -> None:
     """Update the facts the rules look at; stage moves and rules come after this.
 
     Decisions where the journey definition is silent:
@@ -176,8 +176,9 @@ def observe(state: CustomerState, event: Touchpoint, at: float, journey: Journey
       that arrives later changes nothing, and a newer explicit opt-in lifts a hard bounce's
       or a complaint's block.
     """
-    if event.context.timezone:
-        state.timezone = event.context.timezone
+    at = event.at
+    if event.timezone:
+        state.timezone = event.timezone
     _identifiers(state, event)
     for lesson in _BY_TYPE[event.type]:
         lesson(state, event, at, journey)

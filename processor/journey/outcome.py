@@ -8,26 +8,66 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from processor.events import Channel, Touchpoint
+from processor.events import IDENTIFIER_KINDS, Channel, EventType, Touchpoint
 from processor.journey.state import CustomerState, Timer
 from processor.messages import Action, Transition
 
 
 @dataclass(frozen=True, slots=True)
 class EventInput:
-    """A validated touchpoint, the channel it arrived on and the canonical customer id; with
-    what every step reads of it, worked out once: its type's name and its time in epoch
-    seconds."""
+    """What the engine reads of one validated touchpoint, for the person it belongs to (the
+    canonical customer id) and the channel it arrived on: made from a `Touchpoint` (`of`) or,
+    without building one, from the JSON that ingest made of a validated one (`checked`)."""
 
-    event: Touchpoint
+    event_id: str
+    type: EventType
+    occurred_at: datetime
+    #: `occurred_at` in epoch seconds.
+    at: float
     channel: Channel
     customer_id: str
-    type: str = field(init=False)
-    at: float = field(init=False)
+    properties: Mapping[str, Any]
+    #: `context.timezone`: an IANA zone, or None.
+    timezone: str | None
+    #: The identifiers the event states, `kind:value`, most stable first.
+    identifiers: tuple[str, ...]
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "type", self.event.type.value)
-        object.__setattr__(self, "at", self.event.occurred_at.timestamp())
+    @classmethod
+    def of(cls, event: Touchpoint, channel: Channel, customer_id: str) -> EventInput:
+        """The input of a validated touchpoint."""
+        return cls(
+            event.event_id,
+            event.type,
+            event.occurred_at,
+            event.occurred_at.timestamp(),
+            channel,
+            customer_id,
+            event.properties,
+            event.context.timezone,
+            tuple(f"{kind}:{value}" for kind, value in event.identity.identifiers()),
+        )
+
+    @classmethod
+    def checked(cls, payload: Mapping[str, Any], channel: Channel, customer_id: str) -> EventInput:
+        """The input of the touchpoint whose `model_dump(mode="json")` is `payload`, without
+        validating it again: only for a payload that ingest made of a validated event (the
+        envelope on customer-events). A test holds it equal to `of` for every event type."""
+        occurred = datetime.fromisoformat(payload["occurred_at"])
+        identity = payload["identity"]
+        return cls(
+            payload["event_id"],
+            _EVENT_TYPE[payload["type"]],
+            occurred,
+            occurred.timestamp(),
+            channel,
+            customer_id,
+            payload["properties"],
+            payload["context"].get("timezone"),
+            tuple(f"{k}:{identity[k]}" for k in IDENTIFIER_KINDS if identity.get(k) is not None),
+        )
+
+
+_EVENT_TYPE = {t.value: t for t in EventType}
 
 
 @dataclass(frozen=True, slots=True)

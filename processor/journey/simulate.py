@@ -52,7 +52,7 @@ class Simulation:
     def event(self, event: Touchpoint, channel: Channel, at: datetime) -> Outcome:
         """Process `event` at time `at` (after firing the timers due by then)."""
         self.advance_to(at)
-        inp = EventInput(event, channel, self.customer_id)
+        inp = EventInput.of(event, channel, self.customer_id)
         return self._keep(step(self.state, inp, self.clock, self.journey))
 
     def erase(self, request_id: str, at: datetime) -> Outcome:

@@ -415,18 +415,20 @@ def _checked_payloads() -> list[dict[str, Any]]:
     return payloads
 
 
-def test_an_event_checked_at_ingest_is_rebuilt_as_validation_would_build_it() -> None:
-    from processor.events import from_checked
+def test_an_event_checked_at_ingest_is_read_as_its_validated_self() -> None:
+    from processor.journey.outcome import EventInput
 
     payloads = _checked_payloads()
     assert {p["type"] for p in payloads} >= {"page_view", "order_placed", "email_opened",
                                              "pos_purchase", "consent_updated"}  # fmt: skip
     for payload in payloads:
         validated = Touchpoint.model_validate(payload)
-        rebuilt = from_checked(payload)
-        assert rebuilt == validated, payload
-        assert rebuilt.model_dump(mode="json") == validated.model_dump(mode="json") == payload
-        assert rebuilt.identity.identifiers() == validated.identity.identifiers()
-        assert rebuilt.context.model_extra == validated.context.model_extra
-        assert type(rebuilt.type) is EventType
-        assert type(rebuilt.occurred_at) is datetime
+        assert validated.model_dump(mode="json") == payload
+        channel = validated.channel or Channel.web
+        checked = EventInput.checked(payload, channel, "C-9")
+        assert checked == EventInput.of(validated, channel, "C-9"), payload
+        assert type(checked.type) is EventType
+        assert type(checked.occurred_at) is datetime
+        assert checked.identifiers == tuple(
+            f"{kind}:{value}" for kind, value in validated.identity.identifiers()
+        )

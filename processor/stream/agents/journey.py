@@ -10,7 +10,7 @@ import orjson
 
 from processor import logs
 from processor import topics as t
-from processor.events import Channel, ControlCommand, Touchpoint, from_checked
+from processor.events import Channel, ControlCommand
 from processor.journey import state as stored
 from processor.journey.engine import EventInput, Outcome, erase, fire_due, step
 from processor.journey.merge import absorb
@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 #: Identity messages made here have no inbound coordinates.
 _NOWHERE = Source("identity", -1, -1, None, None)
 
+#: The channel of each inbound topic's label.
+_CHANNEL = {c.value: c for c in Channel}
 #: A person merged into another leaves this behind, so late messages follow them.
 _MOVED = b'{"moved":'
 
@@ -111,7 +113,7 @@ def _last_seen(state: CustomerState) -> datetime:
     return datetime.fromtimestamp(max([state.stage_since, *(t for _, t in state.touches)]), UTC)
 
 
-def _processed(rt: Runtime, label: str, event: Touchpoint, now: datetime) -> None:
+def _processed(rt: Runtime, label: str, event: EventInput, now: datetime) -> None:
     rt.metrics.child(rt.metrics.events_processed, label).inc()
     observe.event_processed(rt, label, event.occurred_at, now)
 
@@ -126,7 +128,7 @@ def handle_customer(
     try:
         now = datetime.now(UTC)
         other = CustomerState.from_dict(payload["state"]) if kind == Kind.absorb else None
-        event: Touchpoint | None = None
+        event: EventInput | None = None
         if rt.fences.live(partition, now) and kind in (Kind.event, Kind.absorb):
             # A message about a person erased after it happened (stream/agents/fences.py)?
             occurred = (
@@ -170,8 +172,8 @@ def handle_customer(
                 rt.timer_index.note(partition, key_raw, state)
                 return
         else:
-            event = from_checked(payload)  # validated at ingest
-            out = step(state, EventInput(event, Channel(label), key), now, rt.journey)
+            event = EventInput.checked(payload, _CHANNEL[label], key)  # validated at ingest
+            out = step(state, event, now, rt.journey)
             if out.duplicate:
                 _processed(rt, label, event, now)
                 rt.metrics.child(rt.metrics.duplicates, label).inc()

@@ -13,11 +13,11 @@ from processor.settings import DEFAULT_JOURNEY_FILE
 LIFECYCLE = load_journey(DEFAULT_JOURNEY_FILE)
 
 
-def touch(
+def touchpoint(
     eid: str, typ: str, at: datetime, customer: str = "C-1", tz: str | None = None, **props: Any
-) -> EventInput:
-    """An EventInput for `customer`, on the first channel that may carry `typ`."""
-    event = Touchpoint.model_validate(
+) -> Touchpoint:
+    """A validated touchpoint of `customer`."""
+    return Touchpoint.model_validate(
         {
             "event_id": eid,
             "type": typ,
@@ -27,5 +27,16 @@ def touch(
             "properties": props,
         }
     )
-    channel = min(CHANNELS_OF[EventType(typ)], key=list(Channel).index)
-    return EventInput(event, channel, customer)
+
+
+def channel_of(typ: str) -> Channel:
+    """The first channel that may carry `typ`."""
+    return min(CHANNELS_OF[EventType(typ)], key=list(Channel).index)
+
+
+def touch(
+    eid: str, typ: str, at: datetime, customer: str = "C-1", tz: str | None = None, **props: Any
+) -> EventInput:
+    """An EventInput for `customer`, on the first channel that may carry `typ`."""
+    event = touchpoint(eid, typ, at, customer, tz, **props)
+    return EventInput.of(event, channel_of(typ), customer)

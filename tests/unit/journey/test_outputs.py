@@ -36,7 +36,7 @@ def _outcomes() -> list[Outcome]:
             continue
         person = graph.key_of(graph.nodes_of(event.identity)[0])
         now = event.occurred_at + timedelta(seconds=1)
-        out = step(states.get(person), EventInput(event, channel, person), now, LIFECYCLE)
+        out = step(states.get(person), EventInput.of(event, channel, person), now, LIFECYCLE)
         states[person] = out.state
         outs.append(out)
         last = max(last, now)
@@ -81,3 +81,8 @@ def test_made_refuses_a_model_it_cannot_build() -> None:
 
     with pytest.raises(TypeError, match="Aliased"):
         made(Aliased, name="x")
+
+
+def test_made_refuses_a_key_the_model_would_ignore() -> None:
+    with pytest.raises(TypeError, match="Transition has no field colour"):
+        made(Transition, customer_id="C1", colour="red")

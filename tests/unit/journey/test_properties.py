@@ -15,7 +15,7 @@ from processor.journey.engine import Outcome
 from processor.journey.simulate import Simulation
 from processor.journey.state import encode
 from processor.messages import Action
-from tests.unit.journey.support import LIFECYCLE, touch
+from tests.unit.journey.support import LIFECYCLE, channel_of, touchpoint
 
 START = datetime(2026, 3, 20, 6, 0, tzinfo=UTC)  # a week before the spring-forward night
 MARKETING = ("email", "sms", "push")
@@ -108,8 +108,8 @@ def _run(
         elif op.kind == "erase":
             sim.erase(op.eid, at)
         else:
-            inp = touch(op.eid, op.typ, at, tz=tz, **dict(op.props))
-            sim.event(inp.event, inp.channel, at)
+            event = touchpoint(op.eid, op.typ, at, tz=tz, **dict(op.props))
+            sim.event(event, channel_of(op.typ), at)
         yield op, sim, sim.outcomes[before:]
 
 
