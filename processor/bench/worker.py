@@ -200,6 +200,14 @@ class Drain:
     complete: bool
 
 
+def _next_poll(done: float, seconds: float, left: float, least_s: float, most_s: float) -> float:
+    """How long to wait for the next poll: half the time the rate so far says the `left`
+    messages take, within [least_s, most_s]."""
+    if done <= 0 or seconds <= 0:
+        return least_s
+    return min(most_s, max(least_s, left / (done / seconds) / 2))
+
+
 def drain(
     workers: list[Worker],
     *,
@@ -208,13 +216,16 @@ def drain(
     timeout_s: float,
     log: Callable[[str], None],
     max_s: float | None = None,
-    poll_s: float = 0.25,
+    poll_s: float = 0.1,
+    most_s: float = 1.0,
 ) -> Drain:
     """Watch running workers until every one of `expect_messages` inbound messages is done
     (processed by the journey or dead-lettered), or for at most `max_s` seconds of processing.
 
     The clock starts at the first poll that sees a consumed message; what was done by then is
-    not credited.
+    not credited. Each poll is a scrape of every worker's /metrics, which costs the worker
+    CPU (a scrape every 0.25 s took 3 % of its samples): the polls come every `most_s` while
+    the end is far, closer (down to `poll_s`) as the rate so far says it comes near.
     """
     t0 = c0 = b0 = 0.0
     n0 = 0.0
@@ -248,7 +259,15 @@ def drain(
             last_log = now
             rate = (finished(counts) - n0) / (now - t0) if t0 and now > t0 else 0.0
             log(f"  {finished(counts):,.0f} of {expect_messages:,} done ({rate:,.0f}/s)")
-        time.sleep(poll_s)
+        time.sleep(
+            _next_poll(
+                finished(counts) - n0,
+                now - t0 if t0 else 0.0,
+                expect_messages - finished(counts),
+                poll_s,
+                most_s,
+            )
+        )
     t1 = time.monotonic()
     cpu = cpu_of(workers) - c0
     broker = _cpu(broker_pid) - b0
