@@ -5,7 +5,7 @@ import unicodedata
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired, Required
 from zoneinfo import available_timezones
 
 from pydantic import (
@@ -15,12 +15,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationInfo,
     create_model,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+from typing_extensions import TypedDict
 
 
 class Channel(StrEnum):
@@ -277,8 +279,49 @@ def _properties_model(event_type: EventType, fields: dict[str, Any]) -> type[Bas
 
 
 CHANNELS_OF: dict[EventType, frozenset[Channel]] = {t: c for t, (c, _) in _TABLE.items()}
+#: Each type's properties as a model: what the JSON Schemas publish.
 PROPERTIES_OF: dict[EventType, type[BaseModel]] = {
     t: _properties_model(t, fields) for t, (_, fields) in _TABLE.items()
+}
+
+
+class _ConsentProperty(TypedDict, total=False):
+    """`Consent` as `_typed_properties` validates it: the channels given, and any others."""
+
+    __pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[misc]
+
+    email: bool | None
+    sms: bool | None
+    push: bool | None
+
+
+def _as_dict_type(annotation: Any) -> Any:
+    """A property's type as it is validated into a plain dict (the nested `Consent` model
+    as a TypedDict of the same fields)."""
+    if annotation is Consent:
+        return _ConsentProperty
+    if annotation == Consent | None:
+        return _ConsentProperty | None
+    return annotation
+
+
+def _properties_validator(event_type: EventType, fields: dict[str, Any]) -> TypeAdapter[Any]:
+    """The same table row as `PROPERTIES_OF`'s model, validated straight into the dict that
+    the model's `model_dump(exclude_unset=True)` would give (given keys only, extras kept),
+    without making the model."""
+    name = "".join(word.title() for word in event_type.value.split("_")) + "PropertiesDict"
+    keys = {
+        key: Required[_as_dict_type(kind)] if default is ... else NotRequired[_as_dict_type(kind)]
+        for key, (kind, default) in fields.items()
+    }
+    typed = TypedDict(name, keys)  # type: ignore[misc]
+    typed.__pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[attr-defined]
+    return TypeAdapter(typed)
+
+
+#: Each type's properties validator (`_typed_properties`).
+_VALIDATE_PROPERTIES = {
+    t: _properties_validator(t, fields).validate_python for t, (_, fields) in _TABLE.items()
 }
 
 
@@ -360,8 +403,7 @@ class Touchpoint(BaseModel):
         event_type = info.data.get("type")
         if event_type is None:
             return value
-        props = PROPERTIES_OF[event_type].model_validate(value)
-        return props.model_dump(exclude_unset=True)
+        return _VALIDATE_PROPERTIES[event_type](value)  # type: ignore[no-any-return]
 
 
 CommandName = Literal["erase_customer"]
