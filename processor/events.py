@@ -144,7 +144,12 @@ class Identity(BaseModel):
 
     @model_validator(mode="after")
     def _at_least_one(self) -> "Identity":
-        if not self.identifiers():
+        if (
+            self.customer_id is None
+            and self.email is None
+            and self.loyalty_id is None
+            and self.anonymous_id is None
+        ):
             # A custom error, so the dead letter reads exactly as the contract shows it.
             raise PydanticCustomError("identity_required", "at least one identifier is required")
         return self
@@ -321,7 +326,8 @@ def _properties_validator(event_type: EventType, fields: dict[str, Any]) -> Type
 
 #: Each type's properties validator (`_typed_properties`).
 _VALIDATE_PROPERTIES = {
-    t: _properties_validator(t, fields).validate_python for t, (_, fields) in _TABLE.items()
+    t: _properties_validator(t, fields).validator.validate_python
+    for t, (_, fields) in _TABLE.items()
 }
 
 

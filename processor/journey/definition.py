@@ -149,6 +149,18 @@ class Step:
     follow_up: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Sending:
+    """How the policies treat a step's actions, decided once from the journey file."""
+
+    #: Its template is transactional: no opt-in needed, not capped, no quiet hours.
+    transactional: bool
+    #: Counts towards (and is limited by) the frequency caps.
+    capped: bool
+    #: Held back by quiet hours.
+    quiet: bool
+
+
 class Journey(Strict):
     """A whole journey definition."""
 
@@ -296,6 +308,21 @@ class Journey(Strict):
             if prop:
                 out[typ].append(prop)
         return {k: tuple(v) for k, v in out.items()}
+
+    @cached_property
+    def sending(self) -> dict[str, Sending]:
+        """Step name -> how the policies treat its actions (the same for every action)."""
+        p = self.policies
+        caps, quiet = p.frequency_caps, p.quiet_hours
+        out = {}
+        for s in self.steps:
+            transactional = s.template in p.transactional_templates
+            out[s.name] = Sending(
+                transactional=transactional,
+                capped=caps is not None and s.channel in caps.channels and not transactional,
+                quiet=quiet is not None and s.channel in quiet.channels and not transactional,
+            )
+        return out
 
     @cached_property
     def recent_window_s(self) -> float:

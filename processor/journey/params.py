@@ -65,7 +65,7 @@ class Params:
     and trigger), `key` (the rule's key, e.g. the order id), `event.<property>` (of the trigger).
     """
 
-    __slots__ = ("event_props", "parts", "source")
+    __slots__ = ("event_props", "parts", "source", "uses_coupon")
 
     def __init__(self, source: dict[str, Any]) -> None:
         self.source = source
@@ -76,6 +76,8 @@ class Params:
         #: Trigger-event properties the params refer to (stored with waits and follow-ups).
         self.event_props = tuple(sorted(r.removeprefix("event.") for r in refs if "event." in r))
         self.parts = parts
+        #: Do they refer to `coupon_code` (made only for the actions that show it)?
+        self.uses_coupon = "coupon_code" in refs
 
     def __call__(self, context: ParamContext) -> dict[str, Any]:
         return {name: fn(context) for name, fn in self.parts}

@@ -27,7 +27,7 @@ def local_zone(state: CustomerState, journey: Journey) -> ZoneInfo:
 
 def is_transactional(step: Step, journey: Journey) -> bool:
     """Transactional templates need no opt-in, are not capped and ignore quiet hours."""
-    return step.template in journey.policies.transactional_templates
+    return journey.sending[step.name].transactional
 
 
 def has_consent(state: CustomerState, channel: str, journey: Journey) -> bool:
@@ -69,7 +69,7 @@ def consent_allows(state: CustomerState, step: Step, journey: Journey) -> bool:
 def after_quiet_hours(at: datetime, state: CustomerState, step: Step, journey: Journey) -> datetime:
     """`at`, or the next local end of quiet hours when `at` falls inside them."""
     quiet = journey.policies.quiet_hours
-    if quiet is None or step.channel not in quiet.channels or is_transactional(step, journey):
+    if quiet is None or not journey.sending[step.name].quiet:
         return at
     tz = local_zone(state, journey)
     local = at.astimezone(tz)
@@ -92,10 +92,7 @@ def _inside(t: time, start: time, end: time) -> bool:
 
 def is_capped(step: Step, journey: Journey) -> bool:
     """Does this step's action count towards (and is it limited by) the frequency caps?"""
-    caps = journey.policies.frequency_caps
-    return (
-        caps is not None and step.channel in caps.channels and not is_transactional(step, journey)
-    )
+    return journey.sending[step.name].capped
 
 
 def within_caps(state: CustomerState, send_at: datetime, journey: Journey) -> bool:

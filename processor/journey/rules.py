@@ -14,6 +14,9 @@ from processor.journey.params import ParamContext
 from processor.journey.state import CustomerState
 from processor.messages import Action, ActionChannel, ActionKind, made
 
+_KIND = {k.value: k for k in ActionKind}
+_CHANNEL = {c.value: c for c in ActionChannel}
+
 
 class Ctx:
     """One step's working set: the (copied) state, the journey, the time and the outcome."""
@@ -66,8 +69,11 @@ def _limit_ok(ctx: Ctx, step: Step, key: str | None) -> bool:
 def _remember_fired(ctx: Ctx, step: Step, key: str | None) -> None:
     fired = ctx.state.fired
     fired[_limit_key(step, key)] = ctx.now_s
+    most = ctx.journey.policies.max_keys_per_step
+    if len(fired) <= most:
+        return  # this step's keys are some of these
     mine = sorted((at, k) for k, at in fired.items() if k.split("|", 1)[0] == step.name)
-    for _, k in mine[: -ctx.journey.policies.max_keys_per_step]:
+    for _, k in mine[:-most]:
         del fired[k]  # the oldest keys go first; a forgotten key can fire once more
 
 
@@ -95,15 +101,19 @@ def emit(ctx: Ctx, step: Step, trig: Trigger) -> bool:
     if capped:
         pol.record_send(state, send_at, journey)
     _remember_fired(ctx, step, trig.key)
-    code = coupon_code(journey.journey, step.rule, state.customer_id, trig.id)
+    code = (
+        coupon_code(journey.journey, step.rule, state.customer_id, trig.id)
+        if step.params.uses_coupon
+        else ""
+    )
     params = step.params(ParamContext(state, trig.props, trig.key, code, trig.at))
     ctx.out.actions.append(
         made(
             Action,
             action_id=action_id(journey.journey, step.name, state.customer_id, trig.id),
             customer_id=state.customer_id,
-            action=ActionKind(step.action),
-            channel=ActionChannel(step.channel),
+            action=_KIND[step.action],
+            channel=_CHANNEL[step.channel],
             template=step.template,
             journey=journey.journey,
             stage=state.stage,
