@@ -15,6 +15,7 @@ from processor.kafka.clients import connection_kwargs, faust_credentials
 from processor.metrics import Metrics
 from processor.settings import Settings
 from processor.stream.agents.fences import Fences
+from processor.stream.agents.held import Decoded
 from processor.stream.commit.checkpoint import Layout
 from processor.stream.commit.units import Unit
 from processor.stream.commit.writes import Coalesced
@@ -68,6 +69,8 @@ class Runtime:
     routes_unit: Unit = field(init=False)
     #: Stage counts, lag and rate samples for metrics and the status page (stream/observe.py).
     observer: Observer = field(default_factory=Observer)
+    #: The states the journey agent stored last, kept decoded (stream/agents/held.py).
+    decoded: Decoded = field(default_factory=Decoded)
     #: Erasure fences of the journey table and of the graph (stream/agents/fences.py).
     fences: Fences = field(init=False)
     graph_fences: Fences = field(init=False)

@@ -21,7 +21,7 @@ from processor.events import Identity
 from processor.identity import graph
 from processor.identity.keys import PREFIX
 from processor.journey.state import CustomerState
-from processor.stream.agents.journey import held_at
+from processor.stream.agents.held import held_at
 from processor.stream.app import Runtime
 from processor.stream.extensions import internals
 from processor.web.customer import (

@@ -17,7 +17,7 @@ from processor.journey.merge import absorb
 from processor.journey.state import CustomerState
 from processor.messages import to_json
 from processor.stream import observe
-from processor.stream.agents import deadletters, fences
+from processor.stream.agents import deadletters, fences, held
 from processor.stream.agents.envelope import Kind, Source, pack, unpack
 from processor.stream.app import Runtime
 from processor.stream.commit.checkpoint import Checkpoint, OutputTooLarge
@@ -29,27 +29,6 @@ _NOWHERE = Source("identity", -1, -1, None, None)
 
 #: The channel of each inbound topic's label.
 _CHANNEL = {c.value: c for c in Channel}
-#: A person merged into another leaves this behind, so late messages follow them.
-_MOVED = b'{"moved":'
-
-
-def held_at(raw: bytes | None) -> CustomerState | str | None:
-    """The state at a key, the key its person moved to (a merge), or None."""
-    if raw is not None and raw.startswith(_MOVED):
-        return str(orjson.loads(raw)["moved"])
-    if fences.is_fences(raw):
-        return None
-    return stored.decode(raw)
-
-
-def state_of(raw: bytes | None) -> CustomerState | None:
-    """The person's state at a key; None for nothing or a forwarding marker."""
-    held = held_at(raw)
-    return held if isinstance(held, CustomerState) else None
-
-
-def _moved(to: str) -> bytes:
-    return orjson.dumps({"moved": to})
 
 
 def _emit(
@@ -71,6 +50,8 @@ def _emit(
         table.pop(key)
     else:
         table[key] = state
+        assert out.state is not None
+        rt.decoded.keep(key, state, out.state)
     rt.timer_index.note(partition, key, out.state)
     m = rt.metrics
     for fire in out.fired:
@@ -91,17 +72,17 @@ def _emit(
 
 
 def _merge(
-    cp: Checkpoint, table: Partition, key_raw: bytes, held: CustomerState | str | None,
+    cp: Checkpoint, table: Partition, key_raw: bytes, holds: CustomerState | str | None,
     payload: dict[str, Any],
 ) -> None:  # fmt: skip
     """Hand this key's person over to `payload["into"]`, and leave a marker that points there."""
     into = str(payload["into"])
     if into == key_raw.decode():
         return
-    if isinstance(held, CustomerState):
-        body = {"into": into, "at": payload.get("at"), "state": held.to_dict()}
+    if isinstance(holds, CustomerState):
+        body = {"into": into, "at": payload.get("at"), "state": holds.to_dict()}
         cp.send(t.CUSTOMER_EVENTS, into.encode(), pack(Kind.absorb, body, "identity", _NOWHERE))
-    table[key_raw] = _moved(into)
+    table[key_raw] = held.moved(into)
 
 
 def _requested(payload: dict[str, Any]) -> datetime:
@@ -139,14 +120,14 @@ def handle_customer(
             if rt.fences.blocks(partition, (key,), occurred):
                 fences.count_dropped(rt.metrics, "journey", label)
                 return
-        held = held_at(table.get(key_raw))
-        if isinstance(held, str) and kind in (Kind.event, Kind.absorb, Kind.control):
-            # This key's person now lives at `held`: follow them (a late or replayed message).
-            cp.send(t.CUSTOMER_EVENTS, held.encode(), value)
+        holds = rt.decoded.held_at(key_raw, table.get(key_raw))
+        if isinstance(holds, str) and kind in (Kind.event, Kind.absorb, Kind.control):
+            # This key's person now lives at `holds`: follow them (a late or replayed message).
+            cp.send(t.CUSTOMER_EVENTS, holds.encode(), value)
             return
-        state = held if isinstance(held, CustomerState) else None
+        state = holds if isinstance(holds, CustomerState) else None
         if kind == Kind.merge:
-            _merge(cp, table, key_raw, held, payload)
+            _merge(cp, table, key_raw, holds, payload)
             observe.settled(rt, partition, state, table.get(key_raw))
             return
         if kind == Kind.purge:

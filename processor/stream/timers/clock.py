@@ -15,7 +15,7 @@ from processor import topics as t
 from processor.journey.state import first_due
 from processor.stream import observe
 from processor.stream.agents.envelope import Kind, Source, pack
-from processor.stream.agents.journey import state_of
+from processor.stream.agents.held import state_of
 from processor.stream.app import Runtime
 from processor.stream.timers.scan import Snapshot
 
