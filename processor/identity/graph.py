@@ -145,8 +145,22 @@ def link(lookup: Lookup, nodes: list[str]) -> Change:
                 changed[a] = rec
                 change.links_added += 1
     change.links_added //= 2
-    group = _group(lookup, loaded, nodes)
     anchors = [n for n in nodes if is_anchor(n)]
+    if not change.links_added:
+        # The graph holds every link already, so who is who is as stored: a customer id is
+        # its own person, and a linked group's nodes all name its owner (`relink` works the
+        # same out again, for nothing, most events being a known person's).
+        stated = key_of(min(anchors)) if anchors else None
+        change.canonical = stated or loaded[nodes[0]].canonical
+        return change
+    return relink(lookup, nodes, change, anchors)
+
+
+def relink(lookup: Lookup, nodes: list[str], change: Change, anchors: list[str]) -> Change:
+    """Work out who `nodes`' groups belong to now, moving every node whose owner changed (the
+    rest of `link`, also for a link that added nothing)."""
+    loaded, changed = change.loaded, change.records
+    group = _group(lookup, loaded, nodes)
     if group:
         owner, change.conflict = _owner(lookup, loaded, group)
         for node in group:

@@ -10,14 +10,17 @@ from hypothesis import strategies as st
 
 from processor.events import Identity
 from processor.identity.graph import (
+    Change,
     NodeRecord,
     apply,
     erase,
     grouping,
+    is_anchor,
     key_of,
     link,
     nodes_of,
     nodes_of_json,
+    relink,
 )
 
 
@@ -166,3 +169,25 @@ def test_a_link_the_graph_already_holds_rewrites_no_record() -> None:
     assert (again.canonical, again.records, again.moved, again.links_added) == ("C-1", {}, {}, 0)
     more = link(store.get, ["e:a@x", "l:L-1"])
     assert set(more.records) == {"e:a@x", "l:L-1"}  # the new link's two ends only
+
+
+@settings(max_examples=300, deadline=None)
+@given(events, st.lists(st.integers(0, 24), max_size=3))
+def test_a_link_that_adds_nothing_names_the_person_relinking_would(
+    evs: list[list[str]], erasures: list[int]
+) -> None:
+    """`link` takes a link the graph holds already as it is stored; working the groups out
+    again (`relink`) names the same person and moves nobody, erasures in between included."""
+    store: dict[str, NodeRecord] = {}
+    for n, nodes in enumerate(evs):
+        if n in erasures:
+            apply(store, erase(store.get, nodes[0]))
+        change = link(store.get, nodes)
+        if not change.links_added:
+            copy = {k: NodeRecord(set(r.neighbours), r.canonical) for k, r in store.items()}
+            anchors = [x for x in nodes if is_anchor(x)]
+            again = relink(copy.get, nodes, Change(), anchors)
+            assert again.canonical == change.canonical
+            assert again.moved == {}
+            assert again.records == {}
+        apply(store, change)
