@@ -22,10 +22,11 @@ class Decoded:
     its writes until the checkpoint commits), and decoding it again is wasted. A state is
     reused only for that same object, so a stale one is never used; a step never changes
     the state it is given, so the reused object is as it was decoded. Bounded: forgotten
-    whole when it holds `most` keys.
+    whole when it holds `most` keys (a checkpoint holds at most TOUCHPOINT_BATCH_MAX
+    messages, 500 by default; what is stored before its commit is what can be reused).
     """
 
-    def __init__(self, most: int = 4096) -> None:
+    def __init__(self, most: int = 1024) -> None:
         self._most = most
         self._by_key: dict[bytes, tuple[bytes, CustomerState]] = {}
 
