@@ -103,12 +103,19 @@ async def paced(
         )
         log(f"  published {sent.messages:,} at {sent.messages / sent.seconds:,.0f}/s; draining")
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        while True:
             c = await asyncio.to_thread(summed, workers)
-            if (
-                c["touchpoint_messages_consumed_total"] >= count
-                and c["touchpoint_events_processed_total"] >= c["touchpoint_events_received_total"]
-            ):
+            consumed = c["touchpoint_messages_consumed_total"]
+            valid = c["touchpoint_events_received_total"]
+            processed = c["touchpoint_events_processed_total"]
+            if consumed >= count and processed >= valid:
+                break
+            if time.monotonic() >= deadline:
+                log(
+                    f"  not drained after {timeout_s:.0f} s: {consumed:,.0f} of {count:,} "
+                    f"messages consumed, {processed:,.0f} of {valid:,.0f} events processed, "
+                    f"{c['touchpoint_deadletters_total']:,.0f} dead letters"
+                )
                 break
             await asyncio.sleep(0.2)
         await asyncio.sleep(settle_s)
