@@ -155,69 +155,73 @@ class DeadLetter(BaseModel):
 _M = TypeVar("_M", bound=BaseModel)
 
 
-class _Shape(NamedTuple):
-    """What `made` needs of a model: its field names, the defaults of the fields that have one
-    ((name, factory or None, value)), and whether it keeps unknown keys."""
+class _Field(NamedTuple):
+    """What `made` needs of a model's field: its name, and for a field with a default, its
+    default factory or its (immutable) default value."""
 
-    names: frozenset[str]
-    defaults: tuple[tuple[str, Any, Any], ...]
-    extra: bool
+    name: str
+    required: bool
+    factory: Any
+    default: Any
 
 
-_SHAPES: dict[type[BaseModel], _Shape] = {}
+_SHAPES: dict[type[BaseModel], tuple[_Field, ...]] = {}
 _set = object.__setattr__
+_IMMUTABLE = (type(None), bool, int, float, str, bytes, tuple, frozenset)
 
 
-def _shape(model: type[BaseModel]) -> _Shape:
+def _shape(model: type[BaseModel]) -> tuple[_Field, ...]:
     known = _SHAPES.get(model)
     if known is None:
         fields = model.model_fields
         if (
             model.__private_attributes__
             or model.__pydantic_post_init__
-            or any(f.alias or f.validation_alias for f in fields.values())
+            or model.model_config.get("extra") == "allow"
+            or any(
+                f.alias
+                or f.validation_alias
+                or f.default_factory_takes_validated_data
+                or not (f.is_required() or f.default_factory or isinstance(f.default, _IMMUTABLE))
+                for f in fields.values()
+            )
         ):
             raise TypeError(
-                f"made() builds models without aliases, private attributes or a post-init; "
+                f"made() builds models without aliases, extras, private attributes, a "
+                f"post-init, mutable defaults or factories of validated data; "
                 f"{model.__name__} has one"
             )
-        known = _SHAPES[model] = _Shape(
-            frozenset(fields),
-            tuple(
-                (n, f.default_factory, f.default) for n, f in fields.items() if not f.is_required()
-            ),
-            model.model_config.get("extra") == "allow",
+        known = _SHAPES[model] = tuple(
+            _Field(n, f.is_required(), f.default_factory, f.default) for n, f in fields.items()
         )
     return known
 
 
 def made(model: type[_M], **fields: Any) -> _M:
     """A model built from values valid by construction (known enums and strings, times in
-    UTC, or what a validation produced before), without validating them again: validation
-    costs more than the rest of a typical journey step's emit.
-    `tests/unit/journey/test_outputs.py` holds every output of the scenarios equal to its
-    validated self, and `tests/unit/test_events.py` every rebuilt event (`events.from_checked`).
+    UTC), without validating them again: validation costs more than the rest of a typical
+    journey step's emit. `tests/unit/journey/test_outputs.py` holds every output of the
+    scenarios equal to its validated self.
 
-    What pydantic's `model_construct` builds, without its walk over every field and alias: the
-    given fields, each missing default filled in, as the instance's `__dict__`; unknown keys
-    are the model's extras where it keeps them, and refused where it does not."""
+    What pydantic's `model_construct` builds, without its walk over aliases: the given fields
+    in the model's order (its JSON follows that order), each missing default filled in, as
+    the instance's `__dict__`. A key that is not a field is refused."""
     shape = _shape(model)
-    extra = None
-    if not fields.keys() <= shape.names:
-        if not shape.extra:
-            unknown = ", ".join(sorted(fields.keys() - shape.names))
-            raise TypeError(f"{model.__name__} has no field {unknown}")
-        extra = {k: fields.pop(k) for k in list(fields) if k not in shape.names}
-    elif shape.extra:
-        extra = {}
-    given = set(fields)
-    for name, factory, default in shape.defaults:
-        if name not in given:
-            fields[name] = factory() if factory is not None else default
+    values = {}
+    found = 0
+    for name, required, factory, default in shape:
+        if name in fields:
+            values[name] = fields[name]
+            found += 1
+        elif not required:
+            values[name] = factory() if factory is not None else default
+    if found != len(fields):
+        unknown = ", ".join(sorted(fields.keys() - values.keys()))
+        raise TypeError(f"{model.__name__} has no field {unknown}")
     obj = model.__new__(model)
-    _set(obj, "__dict__", fields)
-    _set(obj, "__pydantic_fields_set__", given if extra is None else given | extra.keys())
-    _set(obj, "__pydantic_extra__", extra)
+    _set(obj, "__dict__", values)
+    _set(obj, "__pydantic_fields_set__", set(fields))
+    _set(obj, "__pydantic_extra__", None)
     _set(obj, "__pydantic_private__", None)
     return obj
 

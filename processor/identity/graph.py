@@ -146,19 +146,18 @@ def link(lookup: Lookup, nodes: list[str]) -> Change:
                 change.links_added += 1
     change.links_added //= 2
     anchors = [n for n in nodes if is_anchor(n)]
-    if not change.links_added:
-        # The graph holds every link already, so who is who is as stored: a customer id is
-        # its own person, and a linked group's nodes all name its owner (`relink` works the
-        # same out again, for nothing, most events being a known person's).
-        stated = key_of(min(anchors)) if anchors else None
-        change.canonical = stated or loaded[nodes[0]].canonical
+    if anchors and not change.links_added:
+        # A customer's identifiers that the graph links already, the usual link: the event is
+        # the customer's whatever the groups say, and nobody moves.
+        change.canonical = key_of(min(anchors))
         return change
     return relink(lookup, nodes, change, anchors)
 
 
 def relink(lookup: Lookup, nodes: list[str], change: Change, anchors: list[str]) -> Change:
     """Work out who `nodes`' groups belong to now, moving every node whose owner changed (the
-    rest of `link`, also for a link that added nothing)."""
+    rest of `link`; for anonymous identifiers also when the link added nothing, as their
+    person is the group's owner)."""
     loaded, changed = change.loaded, change.records
     group = _group(lookup, loaded, nodes)
     if group:

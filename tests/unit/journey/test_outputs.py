@@ -86,3 +86,13 @@ def test_made_refuses_a_model_it_cannot_build() -> None:
 def test_made_refuses_a_key_the_model_would_ignore() -> None:
     with pytest.raises(TypeError, match="Transition has no field colour"):
         made(Transition, customer_id="C1", colour="red")
+
+
+def test_made_writes_the_fields_in_the_models_order_whatever_the_keywords() -> None:
+    at = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    fields = {
+        "customer_id": "C1", "journey": "lifecycle", "from_stage": None, "to_stage": "awareness",
+        "at": at, "trigger_event_id": "e1", "trigger_type": "page_view",
+    }  # fmt: skip
+    backwards = dict(reversed(list(fields.items())))
+    assert to_json(made(Transition, **backwards)) == to_json(Transition.model_validate(fields))
