@@ -79,15 +79,17 @@ def _diff_timers(before: Mapping[str, object], ctx: Ctx, fired: str) -> None:
     ctx.out.timers_set = [timer_of(tid, after[tid]) for _, tid in changed]
 
 
-def _event_transition(ctx: Ctx, ev: EventInput, event_type: str, at: float) -> TransitionDef | None:
+def _event_transition(
+    ctx: Ctx, inp: EventInput, event_type: str, at: float
+) -> TransitionDef | None:
     for t in ctx.journey.moves_on_event.get((ctx.state.stage, event_type), ()):
-        if t.if_(ctx.facts(ev.properties, at)):
+        if t.if_(ctx.facts(inp.properties, at)):
             return t
     return None
 
 
 def _on_event(state: CustomerState | None, inp: EventInput, now: datetime, j: Journey) -> Outcome:
-    ev, event_type, at = inp, inp.type.value, inp.at
+    event_type, at = inp.type.value, inp.at
     out = Outcome(state=None)
     entered: list[str] = []
     if state is None:
@@ -95,17 +97,17 @@ def _on_event(state: CustomerState | None, inp: EventInput, now: datetime, j: Jo
         state = CustomerState(customer_id=inp.customer_id, stage=j.initial_stage, stage_since=at)
         ctx = Ctx(state, j, now, out)
         state.stage = ""  # so that the first move reads none → initial stage
-        _move(ctx, j.initial_stage, at, ev.event_id, event_type)
+        _move(ctx, j.initial_stage, at, inp.event_id, event_type)
         entered.append(j.initial_stage)
     else:
         before = state.timers
         state = state.copy()
         ctx = Ctx(state, j, now, out)
     out.state = state
-    state.seen.append(ev.event_id)
+    state.seen.append(inp.event_id)
     del state.seen[: -j.policies.dedupe_window_events]
     # Only these events can take a consent away: the others need no before-and-after.
-    watched = j.policies.consent.channels if ev.type in CONSENT_EVENTS else ()
+    watched = j.policies.consent.channels if inp.type in CONSENT_EVENTS else ()
     had = {c for c in watched if has_consent(state, c, j)}
     was_blocked = state.email_blocked
     observe(state, inp, j)
@@ -114,12 +116,12 @@ def _on_event(state: CustomerState | None, inp: EventInput, now: datetime, j: Jo
         lost.add("email")
     rules.cancel_channels(ctx, lost)
     if event_type in j.cancelling:
-        rules.cancel_on(ctx, event_type, ev.properties)
-    moved = _event_transition(ctx, ev, event_type, at)
+        rules.cancel_on(ctx, event_type, inp.properties)
+    moved = _event_transition(ctx, inp, event_type, at)
     if moved is not None:
-        _move(ctx, moved.to, at, ev.event_id, event_type)
+        _move(ctx, moved.to, at, inp.event_id, event_type)
         entered.append(moved.to)
-    trig = Trigger(ev.event_id, event_type, at, at, None, ev.properties)
+    trig = Trigger(inp.event_id, event_type, at, at, None, inp.properties)
     rules.run(ctx, event_type, entered, trig)
     state.touches.append((inp.channel.value, at))
     del state.touches[: -j.policies.max_touches]

@@ -148,16 +148,14 @@ def _identifiers(state: CustomerState, event: EventInput) -> None:
     del known[:-_MAX_IDENTIFIERS]
 
 
-#: What each event type can teach, in this order: consent, purchases and returns, the cart,
-#: email campaigns (`_recent`, for the types a journey tracks, comes after them).
-_LESSONS = {
-    **{t: [_consent] for t in CONSENT_EVENTS},
-    **{t: [_purchase] for t in (*PURCHASES, EventType.product_return)},
-    EventType.cart_add: [_cart],
-    EventType.cart_remove: [_cart],
-    **{t: [_email] for t in _EMAIL_EVENTS},
+#: What each event type can teach besides its identifiers and recency, if anything.
+_LESSON: dict[EventType, Lesson] = {
+    **dict.fromkeys(CONSENT_EVENTS, _consent),
+    **dict.fromkeys((*PURCHASES, EventType.product_return), _purchase),
+    EventType.cart_add: _cart,
+    EventType.cart_remove: _cart,
+    **dict.fromkeys(_EMAIL_EVENTS, _email),
 }
-_BY_TYPE: dict[EventType, tuple[Lesson, ...]] = {t: tuple(_LESSONS.get(t, ())) for t in EventType}
 
 
 def observe(state: CustomerState, event: EventInput, journey: Journey) -> None:
@@ -180,6 +178,7 @@ def observe(state: CustomerState, event: EventInput, journey: Journey) -> None:
     if event.timezone:
         state.timezone = event.timezone
     _identifiers(state, event)
-    for lesson in _BY_TYPE[event.type]:
+    lesson = _LESSON.get(event.type)
+    if lesson is not None:
         lesson(state, event, at, journey)
     _recent(state, event, at, journey)
