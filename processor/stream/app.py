@@ -16,6 +16,7 @@ from processor.metrics import Metrics
 from processor.settings import Settings
 from processor.stream.agents.fences import Fences
 from processor.stream.agents.held import Decoded
+from processor.stream.agents.linked import Linked
 from processor.stream.commit.checkpoint import Layout
 from processor.stream.commit.units import Unit
 from processor.stream.commit.writes import Coalesced
@@ -71,6 +72,8 @@ class Runtime:
     observer: Observer = field(default_factory=Observer)
     #: The states the journey agent stored last, kept decoded (stream/agents/held.py).
     decoded: Decoded = field(default_factory=Decoded)
+    #: The customers' links the graph holds already (stream/agents/linked.py).
+    linked: Linked = field(default_factory=Linked)
     #: Erasure fences of the journey table and of the graph (stream/agents/fences.py).
     fences: Fences = field(init=False)
     graph_fences: Fences = field(init=False)

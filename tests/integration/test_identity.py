@@ -385,6 +385,34 @@ def test_events_in_flight_at_an_erasure_do_not_bring_the_person_back(
     assert [a["template"] for a in actions] == ["welcome"]  # from the signup, before the erasure
 
 
+def test_a_customers_link_seen_before_an_erasure_links_again_after_it(
+    topics_ready: str, tmp_path: Path
+) -> None:
+    """The link agent skips a customer's link that the graph holds already; an erasure takes
+    the links away, so the same identifiers seen after it are linked again."""
+    login = {"customer_id": "C-1", "anonymous_id": "ck-1"}
+    before = [ev(n, "web", "page_view", login, url=f"/{n}") for n in (1, 2, 3)]
+    with _worker(topics_ready, tmp_path) as worker:
+        _publish_and_wait(topics_ready, worker, before)
+        asyncio.run(produce(topics_ready, [_erase(25)]))
+
+        def graph_empty() -> bool:
+            nodes, _ = _split_fences(asyncio.run(read_changelog(topics_ready, t.GRAPH_CHANGELOG)))
+            return nodes == {}
+
+        _until(graph_empty, 30, worker)
+        _publish_and_wait(topics_ready, worker, [ev(26, "web", "page_view", login, url="/26")])
+
+        def graph_linked() -> bool:
+            nodes, _ = _split_fences(asyncio.run(read_changelog(topics_ready, t.GRAPH_CHANGELOG)))
+            return set(nodes) == {b"c:C-1", b"a:ck-1"}
+
+        _until(graph_linked, 30, worker)
+        nodes, _ = _split_fences(asyncio.run(read_changelog(topics_ready, t.GRAPH_CHANGELOG)))
+    assert orjson.loads(nodes[b"c:C-1"]) == {"n": ["a:ck-1"], "c": "C-1"}
+    assert orjson.loads(nodes[b"a:ck-1"]) == {"n": ["c:C-1"], "c": "C-1"}
+
+
 def _erase_by(kind: str, value: str, request: str, n: int) -> Msg:
     """An erasure naming the person by one identifier of `kind`, requested at minute `n`."""
     erase = {"command": "erase_customer", kind: value, "request_id": request,

@@ -17,6 +17,7 @@ from processor.stream.agents.envelope import unpack
 from processor.stream.agents.fences import Fences
 from processor.stream.agents.identity import handle_link
 from processor.stream.agents.ingest import handle_inbound
+from processor.stream.agents.linked import Linked
 from processor.stream.commit.writes import Coalesced
 
 Sent = tuple[str, bytes | None, bytes]
@@ -39,6 +40,7 @@ def _runtime(log: list[Sent]) -> Any:
         graph=graph,
         graph_writes=graph_writes,
         graph_fences=Fences(graph_writes, 3600),
+        linked=Linked(),
     )
 
 
@@ -132,6 +134,12 @@ def test_a_link_updates_the_graph_and_passes_no_event_on() -> None:
     alias = {"node": "a:ck-1", "old": "anon:ck-1", "new": "C-1", "at": linked_at}
     assert unpack(log[0][2])[2] == alias
     assert orjson.loads(rt.graph_writes.read(0, b"a:ck-1") or b"null")["c"] == "C-1"
+    # The same link again is known to be in the graph: nothing to read, write or send.
+    assert ("c:C-1", "a:ck-1") in rt.linked
+    log.clear()
+    pending = rt.graph_writes.pending
+    _link(rt, log, link)
+    assert (log, rt.graph_writes.pending) == ([], pending)
     # The same identity as an event of its own (no customer id in it) would be passed on.
     event = _message({"email": "ana@example.com", "anonymous_id": "ck-1"})
     log.clear()

@@ -80,6 +80,7 @@ def handle_link(rt: Runtime, cp: Checkpoint, key: bytes, value: bytes, partition
         command = ControlCommand.model_validate(payload)  # validated at ingest
         named = graph.KIND_PREFIX[command.identifier[0]] + command.identifier[1]
         change = graph.erase(_lookup(graph_table), named)
+        rt.linked.forget()  # the erased person's links are gone
         requested = command.requested_at
         person = "c:" + change.canonical if graph.is_customer_key(change.canonical) else named
         fences.add(partition, sorted({person, named, *change.moved}), requested, now)
@@ -92,9 +93,12 @@ def handle_link(rt: Runtime, cp: Checkpoint, key: bytes, value: bytes, partition
             if kind == Kind.event:  # (a link's event meets the journey agent's fence)
                 count_dropped(rt.metrics, IDENTITY, label)
             return
+        if kind == Kind.link and nodes in rt.linked:
+            return  # a customer's identifiers, linked already (stream/agents/linked.py)
         change = graph.link(_lookup(graph_table), nodes)
         _apply(rt, cp, graph_table, change, src, occurred)
         if kind == Kind.link:
+            rt.linked.add(nodes)
             return
     cp.send(t.CUSTOMER_EVENTS, change.canonical.encode(), value)
 

@@ -91,14 +91,15 @@ def install(rt: Runtime) -> None:
     async def journey(stream: Any) -> None:
         await rt.journey_unit.run(stream, _each_message(rt, "journey", handle_customer))
 
-    async def forget_fences(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        """What the fences cached may be out of date once partitions move or their tables
-        are restored from the changelogs."""
+    async def forget_cached(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """What the fences and the known links cached may be out of date once partitions
+        move or their tables are restored from the changelogs."""
         rt.fences.forget()
         rt.graph_fences.forget()
+        rt.linked.forget()
 
     app = rt.app
     for moved in (app.on_partitions_revoked, app.on_partitions_assigned, app.on_rebalance_complete):
-        moved.connect(forget_fences)
+        moved.connect(forget_cached)
 
     observe.install(rt)
