@@ -17,31 +17,33 @@ _MOVED = b'{"moved":'
 class Decoded:
     """The states the journey agent stored last, kept decoded beside their bytes.
 
-    A person's events often come close together, within one checkpoint: the state read back
-    for the next one is the very bytes object stored for the one before (the table holds
-    its writes until the checkpoint commits), and decoding it again is wasted. A state is
-    reused only for that same object, so a stale one is never used; a step never changes
-    the state it is given, so the reused object is as it was decoded. Bounded: forgotten
-    whole when it holds `most` keys (a checkpoint holds at most TOUCHPOINT_BATCH_MAX
-    messages, 500 by default; what is stored before its commit is what can be reused).
+    A person's events often come close together: the state read back for the next one is
+    what was stored for the one before, and decoding it again is wasted. A kept state is
+    reused only when the bytes read back are the bytes it was stored as, so a stale one is
+    never used (whoever wrote the key since); a step never changes the state it is given, so
+    the reused object is as it was decoded. Bounded: the key stored longest ago goes first
+    when `most` are kept (a decoded state takes about 6 KB; in the order of the benchmark's
+    quick stream, 4,096 keys hold the person's state for 64 % of the events).
     """
 
-    def __init__(self, most: int = 1024) -> None:
+    def __init__(self, most: int = 4096) -> None:
         self._most = most
+        #: key -> (the bytes stored, their state), the key stored longest ago first.
         self._by_key: dict[bytes, tuple[bytes, CustomerState]] = {}
 
     def held_at(self, key: bytes, raw: bytes | None) -> CustomerState | str | None:
         """`held_at(raw)`, decoded once per stored value."""
         kept = self._by_key.get(key)
-        if kept is not None and kept[0] is raw:
+        if kept is not None and kept[0] == raw:
             return kept[1]
         return held_at(raw)
 
     def keep(self, key: bytes, raw: bytes, state: CustomerState) -> None:
         """`raw` was stored at `key` as the encoding of `state`."""
-        if len(self._by_key) >= self._most:
-            self._by_key.clear()
-        self._by_key[key] = (raw, state)
+        by_key = self._by_key
+        if by_key.pop(key, None) is None and len(by_key) >= self._most:
+            del by_key[next(iter(by_key))]
+        by_key[key] = (raw, state)
 
 
 def held_at(raw: bytes | None) -> CustomerState | str | None:
