@@ -32,7 +32,7 @@ from processor import logs
 from processor import topics as t
 from processor.decode import Rejection, decode_control, decode_touchpoint
 from processor.events import ControlCommand, Touchpoint
-from processor.identity.graph import KIND_PREFIX, is_anchor, key_of, nodes_of_json
+from processor.identity.graph import KIND_PREFIX, nodes_of
 from processor.kafka.clients import connection_kwargs
 from processor.stream.agents import deadletters
 from processor.stream.agents.envelope import Kind, Source, pack
@@ -88,13 +88,12 @@ def handle_inbound(rt: Runtime, cp: Checkpoint, record: Any) -> None:
         cp.send(t.IDENTITY_LINKS, node.encode(), pack(Kind.control, payload, label, src))
         return
     rt.metrics.child(rt.metrics.events_received, label, result.type.value).inc()
-    # The identifiers it states (as its JSON does: None left out), once for routing and link.
-    identity = dict(result.identity.identifiers())
-    nodes = nodes_of_json(identity)
+    identity = result.identity
+    nodes = nodes_of(identity)
     value = pack(Kind.event, payload, label, src)
-    customer = next((node for node in nodes if is_anchor(node)), None)
+    customer = identity.customer_id  # a customer id is its own key on customer-events
     if customer is not None:
-        topic, key = t.CUSTOMER_EVENTS, key_of(customer)
+        topic, key = t.CUSTOMER_EVENTS, customer
     else:
         topic, key = (t.IDENTITY_LINKS if len(nodes) > 1 else t.IDENTITY_ROUTES), nodes[0]
     # The only message here that can be large: it must fit the internal topic before it goes
@@ -107,7 +106,8 @@ def handle_inbound(rt: Runtime, cp: Checkpoint, record: Any) -> None:
         return
     cp.send(topic, routed, value)
     if customer is not None and len(nodes) > 1:
-        link = {"identity": identity, "occurred_at": result.occurred_at}
+        # The identifiers it states, as its JSON does (None left out).
+        link = {"identity": dict(identity.identifiers()), "occurred_at": result.occurred_at}
         cp.send(t.IDENTITY_LINKS, nodes[0].encode(), pack(Kind.link, link, label, src))
 
 
