@@ -303,3 +303,26 @@ def test_a_local_day_is_the_instants_whose_local_date_it_is(at: int, near: int, 
     s = t + near
     same = datetime.fromtimestamp(s, tz).date() == datetime.fromtimestamp(t, tz).date()
     assert (first <= s < after) is same
+
+
+@FAST
+@given(SEQUENCES, SEQUENCES)
+def test_a_step_and_a_merge_never_change_the_states_they_were_given(
+    first: tuple[list[Op], str | None], second: tuple[list[Op], str | None]
+) -> None:
+    """The shell reuses a state it decoded for the next event of the person (and for equal
+    bytes read back), so no later step may change a state it was given, nor a merge either
+    profile: every state keeps the encoding it had when it was made."""
+    from processor.journey.merge import absorb
+
+    made: list[tuple[Any, bytes]] = []
+    for ops, tz in (first, second):
+        for _, sim, _ in _run(ops, tz):
+            if sim.state is not None:
+                made.append((sim.state, encode(sim.state)))
+    states = [s for s, _ in made]
+    if len(states) >= 2:
+        a, b = states[len(states) // 2], states[-1]
+        absorb(a, b, "C-1", START + timedelta(days=400), LIFECYCLE)
+        absorb(None, b, "C-1", START + timedelta(days=400), LIFECYCLE)
+    assert [encode(s) for s, _ in made] == [raw for _, raw in made]
