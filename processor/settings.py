@@ -160,10 +160,10 @@ class Settings(BaseSettings):
         default=1.0,
         gt=0,
         description=(
-            "The identity and journey agents commit the offsets their checkpoints completed "
-            "at once, then at most this often while more complete (each commit is a round "
-            "trip to the broker); ingest commits each batch it handled. Shorter means fewer "
-            "replays after a crash, longer means less overhead."
+            "Ingest and the identity and journey agents commit the offsets their checkpoints "
+            "completed at once, then at most this often while more complete (each commit is "
+            "a round trip to the broker), and before partitions move or the worker stops. "
+            "Shorter means fewer replays after a crash, longer means less overhead."
         ),
     )
     batch_max: int = Field(

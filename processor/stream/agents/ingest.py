@@ -5,10 +5,11 @@ iteration, acknowledgements and hand-over cost more than the decoding itself). I
 of the worker that owns an aiokafka consumer in a consumer group of its own
 (`topics.INGEST_GROUP`) on the inbound topics: it takes what one fetch returned (at most
 `TOUCHPOINT_BATCH_MAX` messages), handles each message oldest first (stream/agents/ordering.py) into
-one `Checkpoint`, and commits the batch's offsets when Kafka acknowledged everything made for it
-(stream/commit/checkpoint.py). A rebalance waits for the batch in hand to be committed before the
-partitions move; a crash leaves it uncommitted, and it is handled again (the journey drops the
-events it has seen).
+one `Checkpoint`, and has the batch's offsets committed once Kafka acknowledged everything made
+for it (stream/commit/checkpoint.py), beside the loop (stream/commit/offsets.py). A rebalance
+waits for the batch in hand and commits what is pending before the partitions move; a crash
+leaves the batches since the last commit uncommitted, and they are handled again (the journey
+drops the events it has seen).
 
 On its first start in a cluster where the workers' own group committed the inbound topics (as
 workers before ingest had its own group did), ingest starts each partition where that group
@@ -39,6 +40,7 @@ from processor.stream.agents.envelope import Kind, Source, pack
 from processor.stream.agents.ordering import oldest_first
 from processor.stream.app import MAX_REQUEST_BYTES, PRODUCER_LINGER_S, Runtime
 from processor.stream.commit.checkpoint import EXIT_FAILED, Checkpoint, OutputTooLarge
+from processor.stream.commit.offsets import Committer
 from processor.stream.extensions import internals
 from processor.stream.extensions.consumer import FETCH_MAX_WAIT_MS
 from processor.stream.extensions.membership import Membership
@@ -137,6 +139,9 @@ class Ingest(Service):
         self.batch_lock = asyncio.Lock()
         #: topic-partition -> the next offset to read as committed, for the lag.
         self.committed: dict[Any, int] = {}
+        self.committer = Committer(
+            "ingest", self._commit_offsets, rt.settings.commit_interval_s, spawn=self.add_future
+        )
         #: Has the group given ingest its partitions (False again while a rebalance runs)?
         self.assigned = False
 
@@ -168,6 +173,7 @@ class Ingest(Service):
     async def on_stop(self) -> None:
         # The batch in hand is committed first; the loop takes no further one.
         await self.batch_lock.acquire()
+        await self.committer.flush()
         if self.consumer is not None:
             await self.consumer.stop()
         if self.producer is not None:
@@ -210,14 +216,18 @@ class Ingest(Service):
             async with self.batch_lock:
                 if self.should_stop:
                     return  # not committed: the next owner reads the batch again
-                cp = Checkpoint(producer, rt.layout, self._commit)
+                cp = Checkpoint(producer, rt.layout, self._acknowledged)
                 for tp, record in oldest_first(fetched):
                     _contained(rt, cp, record)
                     cp.consumed(tp, record.offset)
                 # CheckpointFailed (a record Kafka refused) stops the worker: see _run.
                 await cp.commit()
 
-    async def _commit(self, offsets: dict[Any, int]) -> None:
+    async def _acknowledged(self, offsets: dict[Any, int]) -> None:
+        """The checkpoint's last step: everything made for the batch is acknowledged."""
+        self.committer.add(offsets)
+
+    async def _commit_offsets(self, offsets: dict[Any, int]) -> None:
         assert self.consumer is not None
         try:
             await self.consumer.commit(offsets)
@@ -279,8 +289,9 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         if self.ingest.should_stop:  # stopping: the stop holds the lock, nothing is in hand
             return
         self.ingest.assigned = False
-        # The batch in hand is committed before the partitions move.
+        # The batch in hand, and every batch before it, is committed before the partitions move.
         async with self.ingest.batch_lock:
+            await self.ingest.committer.flush()
             for tp in revoked:
                 self.ingest.committed.pop(tp, None)
 

@@ -6,9 +6,7 @@ waits in the agent's buffer, or at the latest `FLUSH_AFTER_S` after its first. T
 the unit's checkpoint with each record: everything it makes goes there, and its table's
 changes (a `Coalesced`, the checkpoint's store) reach the changelog and the local store when
 the checkpoint commits. The last step acknowledges the records to Faust and has their offsets
-committed by a commit beside the agent: at once, then at most every `commit_every_s` while
-more come (TOUCHPOINT_COMMIT_INTERVAL_S), each covering every checkpoint that ended before it;
-not on Faust's commit timer.
+committed beside the agent (stream/commit/offsets.py), not on Faust's commit timer.
 
 A commit that Kafka refused (`CheckpointFailed`) stops the worker without committing the input:
 the restarted worker reads the changelog's tail into the store and handles the input again.
@@ -29,6 +27,7 @@ from processor.stream.commit.checkpoint import (
     Layout,
     Store,
 )
+from processor.stream.commit.offsets import Committer
 from processor.stream.extensions import internals
 
 log = logging.getLogger(__name__)
@@ -54,7 +53,6 @@ class Unit:
         commit_every_s: float = 1.0,
     ) -> None:
         self.name = name
-        self._commit_every_s = commit_every_s
         self._app = app
         self._layout = layout
         self._stores = stores
@@ -65,9 +63,10 @@ class Unit:
         self._lock = asyncio.Lock()
         self._timer: asyncio.TimerHandle | None = None
         self._later: asyncio.Future[None] | None = None
-        #: Partitions with offsets acknowledged and not yet committed, and the commit running.
-        self._uncommitted: set[Any] = set()
-        self._committer: asyncio.Future[Any] | None = None
+        #: Faust commits the offsets of the records acknowledged to it, per partition.
+        self._committer = Committer(
+            name, self._commit_acknowledged, commit_every_s, spawn=app.add_future
+        )
 
     async def run(self, stream: Any, handle: Handler) -> None:
         """Hand each of the stream's records to `handle`, a checkpoint at a time (the agent's
@@ -124,27 +123,13 @@ class Unit:
 
     async def _commit(self, offsets: dict[Any, int]) -> None:
         """The checkpoint's last step: acknowledge the records to Faust and have their offsets
-        committed (`_committing`)."""
+        committed (stream/commit/offsets.py)."""
         taken, self._taken = self._taken, []
         for event in taken:
             await self._stream.ack(event)
-        self._uncommitted.update(offsets)
-        if self._committer is None or self._committer.done():
-            self._committer = self._app.add_future(self._committing())
+        self._committer.add(offsets)
 
-    async def _committing(self) -> None:
-        """Commit the acknowledged offsets, again as long as more came meanwhile.
-
-        Beside the agent, not in its way: a commit is a round trip to the broker (through
-        Faust's consumer thread), and awaited in every checkpoint it held up the next one, so
-        at a steady rate, whose checkpoints hold a record or two, the agent fell behind. One
-        commit in flight per agent covers every checkpoint that ended while it ran, and the
-        next follows `commit_every_s` later at the soonest: each costs CPU in Faust's consumer
-        thread, and commits back to back took a share of it that held the agents up."""
-        while self._uncommitted:
-            tps, self._uncommitted = self._uncommitted, set()
-            try:
-                await self._app.consumer.commit(tps)
-            except Exception:  # the next checkpoint's commit (or Faust's own) covers these
-                log.warning("%s: committing offsets failed", self.name, exc_info=True)
-            await asyncio.sleep(self._commit_every_s)
+    async def _commit_acknowledged(self, offsets: dict[Any, int]) -> None:
+        """Commit the offsets Faust holds as acknowledged for these partitions (a round trip
+        through Faust's consumer thread)."""
+        await self._app.consumer.commit(set(offsets))
