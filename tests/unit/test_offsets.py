@@ -8,6 +8,7 @@ import asyncio
 from typing import Any
 
 from processor.stream.commit.offsets import Committer
+from tests.unit.test_units import _until
 
 
 class Broker:
@@ -24,14 +25,6 @@ class Broker:
         if self.refuse:
             raise RuntimeError("the partitions moved")
         self.commits.append(dict(offsets))
-
-
-async def _until(done: Any) -> None:
-    for _ in range(200):
-        if done():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError("not in time")
 
 
 def test_checkpoints_that_end_during_a_commit_share_the_next_one() -> None:
