@@ -59,6 +59,20 @@ class Store:
         self.journal.append("store")
 
 
+class Counter:
+    """A Prometheus counter as a checkpoint counts on it: `labels(...)` and `inc(amount)`."""
+
+    def __init__(self, journal: list[str], labels: tuple[str, ...] = ()) -> None:
+        self.journal = journal
+        self._labels = labels
+
+    def labels(self, *values: str) -> Counter:
+        return Counter(self.journal, values)
+
+    def inc(self, amount: float) -> None:
+        self.journal.append(f"count {'/'.join(self._labels)} +{amount:g}")
+
+
 def _checkpoint(producer: Producer, journal: list[str]) -> Checkpoint:
     async def commit(offsets: dict[Any, int]) -> None:
         journal.append(f"commit {sorted(offsets.items())}")
@@ -71,14 +85,23 @@ def test_the_steps_run_in_order_and_commit_past_the_last_input() -> None:
     producer = Producer(journal)
     cp = _checkpoint(producer, journal)
     cp.send(t.DEADLETTER, b"k", b"letter")
+    events, merges = Counter(journal), Counter(journal)
+    cp.count(events, "web")
     cp.consumed(("web", 0), 41)
+    cp.count(events, "web")
+    cp.count(merges)
     cp.consumed(("web", 0), 42)
+    cp.count(events, "email", amount=3)
     cp.consumed(("email", 3), 7)
+    assert journal == []  # nothing counted before the records are kept
     asyncio.run(cp.commit())
     assert journal == [
         f"acked {t.DEADLETTER}",
         "changelog",
         "store",
+        "count web +2",
+        "count  +1",
+        "count email +3",
         "commit [(('email', 3), 8), (('web', 0), 43)]",
     ]
     assert cp.step is Step.OFFSETS
@@ -116,12 +139,13 @@ def test_a_refused_record_fails_the_checkpoint_before_anything_is_committed(refu
     cp = _checkpoint(Producer(journal, refuse=refused), journal)
     cp.send(t.DEADLETTER, b"k", b"letter")
     cp.send(t.CUSTOMER_EVENTS, b"C-1", b"event")
+    cp.count(Counter(journal), "web")
     cp.consumed(("web", 0), 1)
     with pytest.raises(CheckpointFailed) as failed:
         asyncio.run(cp.commit())
     assert failed.value.step is Step.OPEN
     assert cp.step is Step.OPEN
-    assert not any(entry.startswith(("changelog", "store", "commit")) for entry in journal)
+    assert not any(entry.startswith(("changelog", "store", "count", "commit")) for entry in journal)
 
 
 def test_records_without_a_key_spread_over_the_partitions() -> None:

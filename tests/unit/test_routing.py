@@ -72,6 +72,9 @@ class Checkpoint:
     def check(self, topic: str, key: bytes | None, value: bytes | None, what: str) -> None:
         pass  # nothing here comes near a topic's limit
 
+    def count(self, counter: Any, *labels: str, amount: float = 1) -> None:
+        pass  # the metrics are not what these tests are about
+
 
 _SHORT = {
     t.CUSTOMER_EVENTS: "customer_events",

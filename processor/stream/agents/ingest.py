@@ -71,7 +71,7 @@ def handle_inbound(rt: Runtime, cp: Checkpoint, record: Any) -> None:
     src = _source(record)
     label = deadletters.label_of(src.topic)
     channel = deadletters.CHANNEL_OF_TOPIC.get(src.topic)
-    rt.metrics.child(rt.metrics.messages_consumed, label).inc()
+    cp.count(rt.metrics.messages_consumed, label)
     now = datetime.now(UTC)
     limit = rt.settings.max_event_bytes
     result: Touchpoint | ControlCommand | Rejection
@@ -89,7 +89,7 @@ def handle_inbound(rt: Runtime, cp: Checkpoint, record: Any) -> None:
         node = KIND_PREFIX[kind] + named
         cp.send(t.IDENTITY_LINKS, node.encode(), pack(Kind.control, payload, label, src))
         return
-    rt.metrics.child(rt.metrics.events_received, label, result.type.value).inc()
+    cp.count(rt.metrics.events_received, label, result.type.value)
     identity = result.identity
     nodes = nodes_of(identity)
     value = pack(Kind.event, payload, label, src)

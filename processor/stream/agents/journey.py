@@ -55,20 +55,20 @@ def _emit(
     rt.timer_index.note(partition, key, out.state)
     m = rt.metrics
     for fire in out.fired:
-        m.timers_fired.inc()
+        cp.count(m.timers_fired)
         m.timer_lateness.observe(max(0.0, (now - fire.due).total_seconds()))
     for tr, k, v in transitions:
         cp.send(t.TRANSITIONS, k, v)
-        m.child(m.transitions, tr.from_stage or "none", tr.to_stage).inc()
+        cp.count(m.transitions, tr.from_stage or "none", tr.to_stage)
     for a, k, v in actions:
         cp.send(t.ACTIONS, k, v)
-        m.child(m.actions, a.action.value, a.template).inc()
+        cp.count(m.actions, a.action.value, a.template)
     for rule, reason in out.suppressed:
-        m.child(m.actions_suppressed, rule, reason).inc()
+        cp.count(m.actions_suppressed, rule, reason)
     for rule in out.timers_dropped:
-        m.child(m.timers_dropped, rule).inc()
+        cp.count(m.timers_dropped, rule)
     if out.cross_channel_conversion:
-        m.cross_channel_conversions.inc()
+        cp.count(m.cross_channel_conversions)
 
 
 def _merge(
@@ -94,8 +94,10 @@ def _last_seen(state: CustomerState) -> datetime:
     return datetime.fromtimestamp(max([state.stage_since, *(t for _, t in state.touches)]), UTC)
 
 
-def _processed(rt: Runtime, label: str, event: EventInput, now: datetime) -> None:
-    rt.metrics.child(rt.metrics.events_processed, label).inc()
+def _processed(
+    rt: Runtime, cp: Checkpoint, label: str, event: EventInput, now: datetime
+) -> None:  # fmt: skip
+    cp.count(rt.metrics.events_processed, label)
     observe.event_processed(rt, label, event.occurred_at, now)
 
 
@@ -156,12 +158,12 @@ def handle_customer(
             event = EventInput.checked(payload, _CHANNEL[label], key)  # validated at ingest
             out = step(state, event, now, rt.journey)
             if out.duplicate:
-                _processed(rt, label, event, now)
-                rt.metrics.child(rt.metrics.duplicates, label).inc()
+                _processed(rt, cp, label, event, now)
+                cp.count(rt.metrics.duplicates, label)
                 return
         _emit(rt, cp, table, key_raw, partition, out, now)
         if event is not None:
-            _processed(rt, label, event, now)
+            _processed(rt, cp, label, event, now)
         observe.emitted(rt, partition, state, out, src)
     except OutputTooLarge as exc:
         # What this message makes would not fit its topic: nothing of it was kept (_emit).

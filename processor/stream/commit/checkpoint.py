@@ -8,7 +8,8 @@ the batch is done, `commit()` runs the numbered steps, each only after the one b
    topic-partition; internal records packed in bundles, stream/commit/bundles.py) and awaited until
    Kafka acknowledged it;
 2. CHANGELOG: every store's changed keys go to their changelog, awaited the same way;
-3. STORE: every store writes its changes locally, with the changelog offsets they reflect;
+3. STORE: every store writes its changes locally, with the changelog offsets they reflect,
+   and what the handlers counted (`count`) is added to the metrics;
 4. OFFSETS: the input offsets are committed, by the checkpoint and never by a timer.
 
 A crash before step 4 leaves the input uncommitted: it is read again and handled again, and the
@@ -133,10 +134,19 @@ class Checkpoint:
         self._open: dict[tuple[str, int], bundles.Builder] = {}
         #: topic-partition -> the next offset to read, for the inputs consumed.
         self.offsets: dict[Any, int] = {}
+        #: (counter, labels) -> how much to add to it at step 3.
+        self._counts: dict[tuple[Any, tuple[str, ...]], float] = {}
 
     def consumed(self, tp: Any, offset: int) -> None:
         """The input at `offset` of `tp` is handled: commit past it."""
         self.offsets[tp] = offset + 1
+
+    def count(self, counter: Any, *labels: str, amount: float = 1) -> None:
+        """Add `amount` to a Prometheus counter (with `labels`) once the checkpoint's records
+        are kept: one increment per counter and labels per checkpoint, not one per message
+        (each takes the counter's lock; the agents count several per event)."""
+        key = (counter, labels)
+        self._counts[key] = self._counts.get(key, 0) + amount
 
     def check(self, topic: str, key: bytes | None, value: bytes | None, what: str) -> None:
         """Raise OutputTooLarge if this record would not fit `topic` (`Layout.check`)."""
@@ -175,6 +185,8 @@ class Checkpoint:
             raise CheckpointFailed(self.step, exc) from exc
         for store in self._stores:
             store.write_local()
+        for (counter, labels), amount in self._counts.items():
+            (counter.labels(*labels) if labels else counter).inc(amount)
         self.step = Step.STORE
         if self.offsets:
             await self._commit(self.offsets)
