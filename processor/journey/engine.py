@@ -161,6 +161,13 @@ def _on_timer(state: CustomerState | None, timer: TimerFired, now: datetime, j: 
     return out
 
 
+def _due_before(state: CustomerState | None, inp: EventInput, now: datetime) -> bool:
+    """Has the person a timer that was due when the event happened, and is due by `now`?
+    (What `fire_due` would fire first; most events find none, and need no firing outcome.)"""
+    first = first_due(state)
+    return first is not None and first <= min(inp.at, now.timestamp())
+
+
 def step(
     state: CustomerState | None,
     input: EventInput | TimerFired,
@@ -188,6 +195,8 @@ def step(
         return _on_timer(state, input, now, journey)
     if state is not None and input.event_id in state.seen:
         return Outcome(state=state, duplicate=True)
+    if not _due_before(state, input, now):
+        return _on_event(state, input, now, journey)
     # What was due before the event happened comes first, whenever the clock fired it.
     before = fire_due(state, input.customer_id, now, journey, until=input.occurred_at)
     after = _on_event(before.state, input, now, journey)

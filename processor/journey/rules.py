@@ -28,8 +28,8 @@ class Ctx:
         self.journey = journey
         #: In UTC, as every time in an output is (processor/messages.py `made`).
         self.now = now if now.tzinfo is UTC else now.astimezone(UTC)
-        #: `now` in epoch seconds.
-        self.now_s = now.timestamp()
+        #: `now` in epoch seconds (cheaper to work out from UTC than from another zone).
+        self.now_s = self.now.timestamp()
         self.out = out
 
     def consent(self, channel: str) -> bool:
