@@ -32,8 +32,9 @@ def _state_consent(state: CustomerState, channel: str, value: bool, at: float) -
     decides between two profiles' consents when they merge. Returns whether it was newer."""
     if at < state.consent_at.get(channel, at):
         return False
-    state.consent[channel] = value
-    state.consent_at[channel] = at
+    # Replaced, not changed in place: the state a step was given shares them (`copy`).
+    state.consent = {**state.consent, channel: value}
+    state.consent_at = {**state.consent_at, channel: at}
     if channel == "email" and value:
         # A newer explicit opt-in lifts a hard bounce's or a complaint's block too.
         state.email_blocked = False
@@ -142,10 +143,10 @@ _MAX_IDENTIFIERS = 32
 
 def _identifiers(state: CustomerState, event: EventInput) -> None:
     known = state.identifiers
-    for ident in event.identifiers:
-        if ident not in known:
-            known.append(ident)
-    del known[:-_MAX_IDENTIFIERS]
+    new = [ident for ident in dict.fromkeys(event.identifiers) if ident not in known]
+    if new:
+        # Replaced, not changed in place: the state a step was given shares it (`copy`).
+        state.identifiers = [*known, *new][-_MAX_IDENTIFIERS:]
 
 
 #: What each event type can teach besides its identifiers and recency, if anything.

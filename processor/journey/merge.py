@@ -50,6 +50,8 @@ def fold(a: CustomerState, b: CustomerState, customer_id: str, journey: Journey)
     out.customer_id = customer_id
     out.history = _newest(a.history + b.history, 64)
     out.seen = list(dict.fromkeys(other.seen + lead.seen))[-p.dedupe_window_events :]
+    # New dicts: a copy shares these with the state it was made of (`copy`).
+    out.consent, out.consent_at = dict(lead.consent), dict(lead.consent_at)
     for channel in set(a.consent) | set(b.consent):
         stated = [s for s in (a, b) if channel in s.consent]
         latest = max(stated, key=lambda s: (s.consent_at.get(channel, 0.0), s.consent[channel]))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left, bisect_right, insort
 from datetime import UTC, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
@@ -130,4 +130,8 @@ def record_send(state: CustomerState, send_at: datetime, journey: Journey) -> No
     t = send_at.timestamp()
     # Two days of margin keep every send that can still share a local calendar day.
     keep_s = max(caps.rolling.within.total_seconds(), 2 * 86400.0)
-    state.sent = sorted([s for s in state.sent if s > t - keep_s] + [t])[-64:]
+    # `state.sent` is in order: the forgotten ones are a prefix, and `t` goes in by bisection.
+    # A new list, not changed in place: the state a step was given shares it (`copy`).
+    sent = state.sent[bisect_right(state.sent, t - keep_s) :]
+    insort(sent, t)
+    state.sent = sent[-64:]

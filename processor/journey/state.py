@@ -147,9 +147,11 @@ class CustomerState:
     def copy(self) -> CustomerState:
         """An independent copy, so that a step never changes the state it was given.
 
-        Containers are copied one level deep: what they hold is never changed in place (tuples,
-        and the dicts of `recent` entries and timer payloads, which are replaced, not edited),
-        except a cart's items and a campaign's slots, which are copied too."""
+        Containers that the journey changes in place are copied one level deep: what they hold
+        is never changed in place (tuples, and the dicts of `recent` entries and timer payloads,
+        which are replaced, not edited), except a cart's items, which are copied too. Those it
+        only ever replaces with new ones (consent and its times, campaigns, capped sends,
+        identifiers) are shared: most events change none of them."""
         cart = self.cart
         return CustomerState(
             customer_id=self.customer_id,
@@ -157,7 +159,7 @@ class CustomerState:
             stage_since=self.stage_since,
             history=self.history.copy(),
             seen=self.seen.copy(),
-            consent=self.consent.copy(),
+            consent=self.consent,
             email_blocked=self.email_blocked,
             timezone=self.timezone,
             fired=self.fired.copy(),
@@ -167,10 +169,10 @@ class CustomerState:
             last_purchase=self.last_purchase,
             cart=None if cart is None else Cart(cart.id, cart.items.copy(), cart.currency),
             recent=self.recent.copy(),
-            campaigns=[c.copy() for c in self.campaigns],
-            sent=self.sent.copy(),
-            consent_at=self.consent_at.copy(),
-            identifiers=self.identifiers.copy(),
+            campaigns=self.campaigns,
+            sent=self.sent,
+            consent_at=self.consent_at,
+            identifiers=self.identifiers,
             timers=self.timers.copy(),
         )
 
