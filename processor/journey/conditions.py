@@ -15,9 +15,12 @@ from processor.journey.state import CustomerState
 from processor.journey.yamlfile import parse_duration
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Facts:
-    """What a condition may look at: the person, the trigger's properties and time."""
+    """What a condition may look at: the person, the trigger's properties and time.
+
+    Never changed once made; not frozen, because a frozen dataclass costs about three times as
+    much to build, and a step builds one for most events it evaluates conditions on."""
 
     state: CustomerState
     props: Mapping[str, Any]
@@ -132,7 +135,11 @@ def _compare(get: Callable[[Facts], Any], spec: Any, where: str) -> Test:
         if value is None:
             return False
         try:
-            return all(op(value, want) for op, want in checks)
+            # A loop, not all() of a generator: conditions run on most events.
+            for op, want in checks:  # noqa: SIM110
+                if not op(value, want):
+                    return False
+            return True
         except TypeError:  # e.g. "abc" <= 6: a wrong type is a non-match, not a crash
             return False
 
@@ -156,11 +163,11 @@ def _count(spec: Any, where: str, tracked: set[tuple[str, str]], windows: list[f
         want = None if same is None else f.props.get(str(same))
         if same is not None and want is None:
             return 0
-        return sum(
-            1
-            for typ, props, at in f.state.recent
-            if typ == of and since <= at <= f.at and (same is None or props.get(same) == want)
-        )
+        n = 0
+        for typ, props, at in f.state.recent:
+            if typ == of and since <= at <= f.at and (same is None or props.get(same) == want):
+                n += 1
+        return n
 
     if same is None:
         tracked.add((of, ""))

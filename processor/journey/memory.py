@@ -120,7 +120,7 @@ def keep_campaigns(state: CustomerState, *lists: list[list[Any]]) -> None:
 
 
 def _recent(state: CustomerState, event: EventInput, at: float, journey: Journey) -> None:
-    wanted = journey.tracked.get(event.type.value)
+    wanted = journey.tracked.get(event.type)
     if wanted is None:
         return
     # A tracked property may be one the contract does not name (and so does not bound): the
@@ -128,7 +128,7 @@ def _recent(state: CustomerState, event: EventInput, at: float, journey: Journey
     given = event.properties
     props = {p: str(given[p])[:MAX_SHORT_TEXT_CHARS] for p in wanted if given.get(p) is not None}
     recent = state.recent
-    recent.append((event.type.value, props, at))
+    recent.append((str(event.type), props, at))
     if len(recent) > 1 and recent[-2][2] > at:
         recent.sort(key=lambda r: r[2])  # an event older than the newest remembered
     horizon = recent[-1][2] - journey.recent_window_s

@@ -128,9 +128,12 @@ class Outcome:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Trigger:
-    """Why a rule step runs: the event or timer, and when the action became due."""
+    """Why a rule step runs: the event or timer, and when the action became due.
+
+    Never changed once made; not frozen, because a frozen dataclass costs about three times as
+    much to build, and a step builds one or more per event."""
 
     #: Event id or timer id; with the step name it makes the action id.
     id: str

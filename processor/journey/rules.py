@@ -246,12 +246,14 @@ def cancelled_later(
     cancel = step.cancel_on  # (event types: a str compares equal to its EventType)
     due = timer[0]
     key = payload.get("key")
-    return any(
-        typ in cancel
-        and at < when < due
-        and (key is None or step.key is None or props.get(step.key) in (None, key))
-        for typ, props, when in seen_by.recent
-    )
+    for typ, props, when in seen_by.recent:
+        if (
+            typ in cancel
+            and at < when < due
+            and (key is None or step.key is None or props.get(step.key) in (None, key))
+        ):
+            return True
+    return False
 
 
 def cancel_on(ctx: Ctx, event_type: str, props: Mapping[str, Any]) -> None:
