@@ -13,7 +13,14 @@ from processor.journey.memory import CONSENT_EVENTS, PURCHASES, observe
 from processor.journey.outcome import EventInput, Outcome, TimerFired, Trigger, action_id
 from processor.journey.policies import has_consent
 from processor.journey.rules import Ctx
-from processor.journey.state import CustomerState, as_datetime, due_timers, first_due, timer_of
+from processor.journey.state import (
+    CustomerState,
+    as_datetime,
+    due_timers,
+    first_due,
+    in_utc,
+    timer_of,
+)
 from processor.messages import Transition, made
 
 __all__ = ["EventInput", "Outcome", "TimerFired", "action_id", "due_timers", "erase", "step"]
@@ -192,6 +199,7 @@ def step(
     - `channels_before_conversion` lists the channels of the person's touchpoints within the
       conversion look-back before the purchase (the purchase itself excluded), in channel order.
     """
+    now = in_utc(now)  # once for the whole step: the rules read it as epoch seconds too
     if isinstance(input, TimerFired):
         return _on_timer(state, input, now, journey)
     if state is not None and input.event_id in state.seen:

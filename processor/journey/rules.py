@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from processor.journey import policies as pol
@@ -11,7 +11,7 @@ from processor.journey.conditions import Facts
 from processor.journey.definition import EveryLimit, Journey, Step
 from processor.journey.outcome import Outcome, TimerFired, Trigger, action_id, coupon_code
 from processor.journey.params import ParamContext
-from processor.journey.state import CustomerState
+from processor.journey.state import CustomerState, in_utc
 from processor.messages import Action, ActionChannel, ActionKind, made
 
 _KIND = {k.value: k for k in ActionKind}
@@ -27,8 +27,8 @@ class Ctx:
         self.state = state
         self.journey = journey
         #: In UTC, as every time in an output is (processor/messages.py `made`).
-        self.now = now if now.tzinfo is UTC else now.astimezone(UTC)
-        #: `now` in epoch seconds (cheaper to work out from UTC than from another zone).
+        self.now = in_utc(now)
+        #: `now` in epoch seconds.
         self.now_s = self.now.timestamp()
         self.out = out
 
