@@ -278,6 +278,17 @@ class Journey(Strict):
         return {f"transition:{t.name}": t for t in self.transitions if t.after is not None}
 
     @cached_property
+    def timed_moves_from(self) -> dict[str, tuple[tuple[str, TransitionDef, float], ...]]:
+        """Stage -> (timer name, transition, seconds from its anchor to its due time) of the
+        time-driven transitions that leave it, in file order."""
+        out: dict[str, list[tuple[str, TransitionDef, float]]] = {}
+        for name, t in self.timed_moves.items():
+            assert t.after is not None
+            for stage in t.from_:
+                out.setdefault(stage, []).append((name, t, t.after.total_seconds()))
+        return {stage: tuple(moves) for stage, moves in out.items()}
+
+    @cached_property
     def waits(self) -> dict[str, Step]:
         """Timer name (`wait:<step>`, `after:<step>`) -> the step whose wait or follow-up it is."""
         return {f"{kind}:{s.name}": s for s in self.steps for kind in ("wait", "after")}

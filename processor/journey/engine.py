@@ -61,17 +61,16 @@ def _reconcile_stage_timers(ctx: Ctx) -> None:
     if not timed:
         return
     wanted: dict[str, str] = {}
-    for name, t in timed.items():
-        if state.stage not in t.from_:
-            continue
+    for name, t, after_s in ctx.journey.timed_moves_from.get(state.stage, ()):
         anchor = state.stage_since
         if t.since == "last_purchase" and state.last_purchase is not None:
             anchor = state.last_purchase
         # Milliseconds in the id: one id per anchor, stable across serialisation.
         want = wanted[name] = f"stage:{t.name}@{round(anchor * 1000)}"
         if want not in state.timers:
-            assert t.after is not None
-            state.timers[want] = (anchor + t.after.total_seconds(), name, {})
+            state.timers[want] = (anchor + after_s, name, {})
+    if len(state.timers) == len(wanted):
+        return  # every pending timer is a wanted one: none is stale
     stale = [k for k, (_, n, _) in state.timers.items() if n in timed and wanted.get(n) != k]
     for tid in stale:
         del state.timers[tid]
@@ -90,9 +89,24 @@ def _event_transition(
     ctx: Ctx, inp: EventInput, event_type: str, at: float
 ) -> TransitionDef | None:
     for t in ctx.journey.moves_on_event.get((ctx.state.stage, event_type), ()):
-        if t.if_(ctx.facts(inp.properties, at)):
+        if t.if_.always or t.if_(ctx.facts(inp.properties, at)):
             return t
     return None
+
+
+def _observe(state: CustomerState, inp: EventInput, j: Journey) -> set[str]:
+    """Learn from the event (`observe`); returns the channels it took consent away on."""
+    if inp.type not in CONSENT_EVENTS:
+        # Only these events can take a consent away: the others need no before-and-after.
+        observe(state, inp, j)
+        return set()
+    had = {c for c in j.policies.consent.channels if has_consent(state, c, j)}
+    was_blocked = state.email_blocked
+    observe(state, inp, j)
+    lost: set[str] = {c for c in had if not has_consent(state, c, j)}
+    if state.email_blocked and not was_blocked:
+        lost.add("email")
+    return lost
 
 
 def _on_event(state: CustomerState | None, inp: EventInput, now: datetime, j: Journey) -> Outcome:
@@ -114,15 +128,7 @@ def _on_event(state: CustomerState | None, inp: EventInput, now: datetime, j: Jo
     out.state = state
     state.seen.append(inp.event_id)
     del state.seen[: -j.policies.dedupe_window_events]
-    # Only these events can take a consent away: the others need no before-and-after.
-    watched = j.policies.consent.channels if inp.type in CONSENT_EVENTS else ()
-    had = {c for c in watched if has_consent(state, c, j)}
-    was_blocked = state.email_blocked
-    observe(state, inp, j)
-    lost: set[str] = {c for c in had if not has_consent(state, c, j)}
-    if state.email_blocked and not was_blocked:
-        lost.add("email")
-    rules.cancel_channels(ctx, lost)
+    rules.cancel_channels(ctx, _observe(state, inp, j))
     if event_type in j.cancelling:
         rules.cancel_on(ctx, event_type, inp.properties)
     moved = _event_transition(ctx, inp, event_type, at)
