@@ -246,6 +246,17 @@ def test_step_never_changes_the_state_it_is_given() -> None:
     assert encode(state) == before
 
 
+def test_a_copy_of_a_state_has_every_field() -> None:
+    state = step(
+        None, touch("c1", "cart_add", T0, product_id="P-1", price=2.5), T0, LIFECYCLE
+    ).state
+    assert state is not None
+    copy = state.copy()
+    assert copy == state  # compares every field: one the copy left out raises
+    assert copy.cart is not state.cart
+    assert copy.timers is not state.timers
+
+
 def test_same_inputs_same_outcome_and_distinct_ids_per_step() -> None:
     inp = touch("o1", "order_placed", T0, order_id="O-1", value=900.0)
     a, b = step(None, inp, T0, LIFECYCLE), step(None, inp, T0, LIFECYCLE)
