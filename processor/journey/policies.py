@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
-from datetime import UTC, datetime, time, timedelta
-from functools import cache
+from datetime import UTC, date, datetime, time, timedelta
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo
 
 from processor.journey.definition import Journey, Step
@@ -117,7 +117,13 @@ def within_caps(state: CustomerState, send_at: datetime, journey: Journey) -> bo
 def local_day(at: datetime, tz: ZoneInfo) -> tuple[float, float]:
     """The calendar day in `tz` that holds `at`, as epoch seconds: from its first instant to the
     next day's first (zoneinfo places a midnight that daylight saving skips or repeats)."""
-    day = at.astimezone(tz).date()
+    return _day_bounds(at.astimezone(tz).date(), tz)
+
+
+@lru_cache(maxsize=4096)
+def _day_bounds(day: date, tz: ZoneInfo) -> tuple[float, float]:
+    """`local_day` of a date, remembered: most capped sends fall on a few recent days, and
+    placing two local midnights costs several times the look-up."""
     first = datetime.combine(day, time(), tzinfo=tz).timestamp()
     return first, datetime.combine(day + timedelta(days=1), time(), tzinfo=tz).timestamp()
 
