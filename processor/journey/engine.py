@@ -175,11 +175,11 @@ def _on_timer(state: CustomerState | None, timer: TimerFired, now: datetime, j: 
     return out
 
 
-def _due_before(state: CustomerState | None, inp: EventInput, now: datetime) -> bool:
-    """Has the person a timer that was due when the event happened, and is due by `now`?
-    (What `fire_due` would fire first; most events find none, and need no firing outcome.)"""
+def _has_due(state: CustomerState | None, until_s: float) -> bool:
+    """Has the person a timer due by epoch seconds `until_s`? (Whether `fire_due` fires
+    anything: most events find nothing due before them, and need no firing outcome.)"""
     first = first_due(state)
-    return first is not None and first <= min(inp.at, now.timestamp())
+    return first is not None and first <= until_s
 
 
 def step(
@@ -210,7 +210,7 @@ def step(
         return _on_timer(state, input, now, journey)
     if state is not None and input.event_id in state.seen:
         return Outcome(state=state, duplicate=True)
-    if not _due_before(state, input, now):
+    if not _has_due(state, min(input.at, now.timestamp())):
         return _on_event(state, input, now, journey)
     # What was due before the event happened comes first, whenever the clock fired it.
     before = fire_due(state, input.customer_id, now, journey, until=input.occurred_at)
@@ -258,11 +258,8 @@ def fire_due(
     same call. No firing at all leaves the state as it was.
     """
     total = Outcome(state=state)
-    first = first_due(state)
-    if first is None:
-        return total
     limit = now if until is None else min(until, now)
-    if first > limit.timestamp():
+    if not _has_due(state, limit.timestamp()):
         return total
     # Each firing removes its timer; a firing may set new ones. Bounded in case a journey file
     # sets a timer that is due at once from its own firing.
