@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
 from processor.events import Channel
 from processor.journey import rules
@@ -19,7 +17,6 @@ from processor.journey.state import (
     due_timers,
     first_due,
     in_utc,
-    timer_of,
 )
 from processor.messages import Transition, made
 
@@ -76,15 +73,6 @@ def _reconcile_stage_timers(ctx: Ctx) -> None:
         del state.timers[tid]
 
 
-def _diff_timers(before: Mapping[str, object], ctx: Ctx, fired: str) -> None:
-    after = ctx.state.timers
-    if after == before:
-        return  # no timer set, changed or cancelled (a fired one leaves `after` too)
-    ctx.out.timers_cancel = sorted(k for k in before if k not in after and k != fired)
-    changed = sorted((v[0], tid) for tid, v in after.items() if before.get(tid) != v)
-    ctx.out.timers_set = [timer_of(tid, after[tid]) for _, tid in changed]
-
-
 def _event_transition(
     ctx: Ctx, inp: EventInput, event_type: str, at: float
 ) -> TransitionDef | None:
@@ -115,14 +103,12 @@ def _on_event(state: CustomerState | None, inp: EventInput, now: datetime, j: Jo
     out = Outcome(state=None)
     entered: list[str] = []
     if state is None:
-        before: dict[str, tuple[float, str, dict[str, Any]]] = {}
         state = CustomerState(customer_id=inp.customer_id, stage=j.initial_stage, stage_since=at)
         ctx = Ctx(state, j, now, out)
         state.stage = ""  # so that the first move reads none → initial stage
         _move(ctx, j.initial_stage, at, inp.event_id, event_type)
         entered.append(j.initial_stage)
     else:
-        before = state.timers
         state = state.copy()
         ctx = Ctx(state, j, now, out)
     out.state = state
@@ -140,7 +126,6 @@ def _on_event(state: CustomerState | None, inp: EventInput, now: datetime, j: Jo
     state.touches.append((str(inp.channel), at))
     del state.touches[: -j.policies.max_touches]
     _reconcile_stage_timers(ctx)
-    _diff_timers(before, ctx, "")
     return out
 
 
@@ -154,7 +139,6 @@ def _on_timer(state: CustomerState | None, timer: TimerFired, now: datetime, j: 
     due = pending[0]
     if now.timestamp() < due:
         return Outcome(state=state)
-    before = state.timers
     state = state.copy()
     out = Outcome(state=state)
     ctx = Ctx(state, j, now, out)
@@ -171,7 +155,6 @@ def _on_timer(state: CustomerState | None, timer: TimerFired, now: datetime, j: 
     else:
         rules.fire(ctx, timer)
     _reconcile_stage_timers(ctx)
-    _diff_timers(before, ctx, timer.timer_id)
     return out
 
 
@@ -238,8 +221,7 @@ def erase(
         trigger_type="erase_customer",
         copies_gone_within_days=gone_within_days,
     )
-    cancel = [] if state is None else sorted(state.timers)
-    return Outcome(state=None, transitions=[receipt], timers_cancel=cancel)
+    return Outcome(state=None, transitions=[receipt])
 
 
 def fire_due(

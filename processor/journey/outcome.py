@@ -90,9 +90,8 @@ class TimerFired:
 class Outcome:
     """What one step decided: the new state (None deletes it) and what to emit.
 
-    `timers_set` are timers to arm (an id already pending is replaced); `timers_cancel` are
-    pending ids to drop. The timer being fired leaves the state and is in neither list.
-    """
+    The person's pending timers are the new state's (`due_timers`): the streaming shell's timer
+    index reads them from there, so the outcome does not list what changed."""
 
     state: CustomerState | None
     transitions: list[Transition] = field(default_factory=list)
@@ -100,8 +99,6 @@ class Outcome:
     #: (rule, reason) of every action a policy held back (consent, cap, stale), or moved
     #: (quiet_hours: still emitted); counted by the shell.
     suppressed: list[tuple[str, str]] = field(default_factory=list)
-    timers_set: list[Timer] = field(default_factory=list)
-    timers_cancel: list[str] = field(default_factory=list)
     #: Rules or transitions whose timer came due after the journey file lost them: the timer
     #: is dropped, never fired, and counted by the shell.
     timers_dropped: list[str] = field(default_factory=list)
@@ -118,8 +115,6 @@ class Outcome:
             transitions=self.transitions + later.transitions,
             actions=self.actions + later.actions,
             suppressed=self.suppressed + later.suppressed,
-            timers_set=self.timers_set + later.timers_set,
-            timers_cancel=self.timers_cancel + later.timers_cancel,
             timers_dropped=self.timers_dropped + later.timers_dropped,
             fired=self.fired + later.fired,
             duplicate=later.duplicate,
