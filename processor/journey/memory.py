@@ -99,10 +99,24 @@ def _email(state: CustomerState, event: EventInput, at: float, journey: Journey)
     """Record a delivery, open or click of a campaign, whatever order they arrive in: an open
     that comes before its campaign's delivery still marks that campaign as opened."""
     campaign = str(event.properties.get("campaign_id", ""))
-    delivered = event.type is EventType.email_delivered
-    keep_campaigns(
-        state, state.campaigns, [[campaign, at, None] if delivered else [campaign, None, at]]
+    entry = (
+        [campaign, at, None] if event.type is EventType.email_delivered else [campaign, None, at]
     )
+    campaigns = state.campaigns
+    newest = campaigns and (at, campaign) >= _order(campaigns[-1])
+    if newest and all(c[0] != campaign for c in campaigns):
+        # A campaign not seen before, and the newest: it goes last (what keep_campaigns makes
+        # of it, without uniting and sorting them all again).
+        state.campaigns = [*campaigns[1 - _MAX_CAMPAIGNS :], entry]
+        return
+    keep_campaigns(state, campaigns, [entry])
+
+
+def _order(campaign: list[Any]) -> tuple[float, str]:
+    """Where a campaign goes in a person's list: by delivery time (an open not yet delivered,
+    by the open's time), then by id."""
+    delivered, opened = campaign[1], campaign[2]
+    return (delivered if delivered is not None else opened), campaign[0]
 
 
 def keep_campaigns(state: CustomerState, *lists: list[list[Any]]) -> None:
@@ -115,7 +129,7 @@ def keep_campaigns(state: CustomerState, *lists: list[list[Any]]) -> None:
         for slot, at in ((1, delivered), (2, opened)):
             if at is not None:
                 have[slot] = at if have[slot] is None else min(have[slot], at)
-    ordered = sorted(united.values(), key=lambda c: (c[1] if c[1] is not None else c[2], c[0]))
+    ordered = sorted(united.values(), key=_order)
     state.campaigns = ordered[-_MAX_CAMPAIGNS:]
 
 
@@ -143,7 +157,10 @@ _MAX_IDENTIFIERS = 32
 
 def _identifiers(state: CustomerState, event: EventInput) -> None:
     known = state.identifiers
-    new = [ident for ident in dict.fromkeys(event.identifiers) if ident not in known]
+    new: list[str] = []
+    for ident in event.identifiers:
+        if ident not in known and ident not in new:
+            new.append(ident)
     if new:
         # Replaced, not changed in place: the state a step was given shares it (`copy`).
         state.identifiers = [*known, *new][-_MAX_IDENTIFIERS:]

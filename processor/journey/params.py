@@ -14,8 +14,6 @@ from pydantic_core import core_schema
 from processor.journey.state import CustomerState
 
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_.]*)\}")
-_FIXED: tuple[str, ...] = ("cart.product_ids", "cart.value", "cart.currency")
-_FIXED += ("viewed.product_ids", "coupon_code", "key")
 #: `viewed.product_ids` lists at most this many products, so an ad request stays small.
 _MAX_VIEWED = 10
 
@@ -36,26 +34,48 @@ class ParamContext:
     since: float
 
 
-def _ref(name: str, c: ParamContext) -> Any:
+def _cart_product_ids(c: ParamContext) -> Any:
     cart = c.state.cart
-    if name == "cart.product_ids":
-        return [] if cart is None else list(cart.items)
-    if name == "cart.value":
-        return 0.0 if cart is None else round(sum(cart.items.values()), 2)
-    if name == "cart.currency":
-        return None if cart is None else cart.currency
-    if name == "viewed.product_ids":
-        seen: list[str] = []
-        for typ, props, at in reversed(c.state.recent):
-            pid = props.get("product_id")
-            if typ == "product_view" and at >= c.since and pid and pid not in seen:
-                seen.append(pid)
-        return seen[:_MAX_VIEWED]
-    if name == "coupon_code":
-        return c.coupon_code
-    if name == "key":
-        return c.key
-    return c.props.get(name.removeprefix("event."))
+    return [] if cart is None else list(cart.items)
+
+
+def _cart_value(c: ParamContext) -> Any:
+    cart = c.state.cart
+    return 0.0 if cart is None else round(sum(cart.items.values()), 2)
+
+
+def _cart_currency(c: ParamContext) -> Any:
+    cart = c.state.cart
+    return None if cart is None else cart.currency
+
+
+def _viewed_product_ids(c: ParamContext) -> Any:
+    seen: list[str] = []
+    for typ, props, at in reversed(c.state.recent):
+        pid = props.get("product_id")
+        if typ == "product_view" and at >= c.since and pid and pid not in seen:
+            seen.append(pid)
+    return seen[:_MAX_VIEWED]
+
+
+#: Each fixed reference's value; any other is `event.<property>`.
+_FIXED_REFS: dict[str, Callable[[ParamContext], Any]] = {
+    "cart.product_ids": _cart_product_ids,
+    "cart.value": _cart_value,
+    "cart.currency": _cart_currency,
+    "viewed.product_ids": _viewed_product_ids,
+    "coupon_code": lambda c: c.coupon_code,
+    "key": lambda c: c.key,
+}
+
+
+def _reference(name: str) -> Callable[[ParamContext], Any]:
+    """The function that resolves reference `name` (one of `_FIXED`, or `event.<property>`)."""
+    fixed = _FIXED_REFS.get(name)
+    if fixed is not None:
+        return fixed
+    prop = name.removeprefix("event.")
+    return lambda c: c.props.get(prop)
 
 
 class Params:
@@ -122,13 +142,20 @@ def _compile_value(value: Any, where: str, refs: set[str]) -> Callable[[ParamCon
         return lambda c: value
     names = _PLACEHOLDER.findall(value)
     for n in names:
-        if n not in _FIXED and not (n.startswith("event.") and len(n) > len("event.")):
-            known = ", ".join((*_FIXED, "event.<property>"))
+        if n not in _FIXED_REFS and not (n.startswith("event.") and len(n) > len("event.")):
+            known = ", ".join((*_FIXED_REFS, "event.<property>"))
             raise ValueError(f"{where}: unknown reference {{{n}}} (known: {known})")
         refs.add(n)
     if not names:
         return lambda c: value
     if _PLACEHOLDER.fullmatch(value):
-        only = names[0]
-        return lambda c: _ref(only, c)
-    return lambda c: _PLACEHOLDER.sub(lambda m: str(_ref(m.group(1), c)), value)
+        return _reference(names[0])
+    # Text around placeholders: the literal pieces and the references, alternating.
+    pieces = _PLACEHOLDER.split(value)
+    first = pieces[0]
+    rest = [(_reference(n), text) for n, text in zip(pieces[1::2], pieces[2::2], strict=True)]
+
+    def interpolated(c: ParamContext) -> str:
+        return first + "".join(str(ref(c)) + text for ref, text in rest)
+
+    return interpolated

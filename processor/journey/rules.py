@@ -11,7 +11,7 @@ from processor.journey.conditions import Facts
 from processor.journey.definition import EveryLimit, Journey, Step
 from processor.journey.outcome import Outcome, TimerFired, Trigger, action_id, coupon_code
 from processor.journey.params import ParamContext
-from processor.journey.state import CustomerState, in_utc
+from processor.journey.state import CustomerState
 from processor.messages import Action, ActionChannel, ActionKind, made
 
 _KIND = {k.value: k for k in ActionKind}
@@ -26,8 +26,9 @@ class Ctx:
     def __init__(self, state: CustomerState, journey: Journey, now: datetime, out: Outcome):
         self.state = state
         self.journey = journey
-        #: In UTC, as every time in an output is (processor/messages.py `made`).
-        self.now = in_utc(now)
+        #: In UTC, as every time in an output is (processor/messages.py `made`): the step
+        #: converts its clock once.
+        self.now = now
         #: `now` in epoch seconds.
         self.now_s = self.now.timestamp()
         self.out = out
