@@ -379,6 +379,23 @@ class Touchpoint(BaseModel):
     # validate_default: an absent `properties` must still meet the type's required ones.
     properties: dict[str, Any] = Field(default_factory=dict, validate_default=True)
 
+    def wire(self) -> dict[str, Any]:
+        """The event as ingest carries it to the agents: the values of `model_dump(mode="json")`
+        (its enums and time as they are, for orjson to write), taken from the fields instead
+        of pydantic's serializer, which costs three times as much per event. A test holds its
+        JSON equal to the model's for every event type."""
+        context = self.context
+        extra = context.__pydantic_extra__
+        return {
+            "event_id": self.event_id,
+            "type": self.type,
+            "occurred_at": self.occurred_at,
+            "channel": self.channel,
+            "identity": self.identity.__dict__,
+            "context": {**context.__dict__, **extra} if extra else context.__dict__,
+            "properties": self.properties,
+        }
+
     @field_validator("context", "properties", mode="before")
     @classmethod
     def _null_is_empty(cls, value: object) -> object:

@@ -82,9 +82,8 @@ def handle_inbound(rt: Runtime, cp: Checkpoint, record: Any) -> None:
     if isinstance(result, Rejection):
         deadletters.send(rt, cp, result, record.value, src, label)
         return
-    # The validated model's JSON, made by pydantic and carried into the envelope as it is.
-    payload = orjson.Fragment(result.model_dump_json())
     if isinstance(result, ControlCommand):
+        payload = orjson.Fragment(result.model_dump_json())
         kind, named = result.identifier
         node = KIND_PREFIX[kind] + named
         cp.send(t.IDENTITY_LINKS, node.encode(), pack(Kind.control, payload, label, src))
@@ -92,7 +91,7 @@ def handle_inbound(rt: Runtime, cp: Checkpoint, record: Any) -> None:
     cp.count(rt.metrics.events_received, label, result.type.value)
     identity = result.identity
     nodes = nodes_of(identity)
-    value = pack(Kind.event, payload, label, src)
+    value = pack(Kind.event, result.wire(), label, src)
     customer = identity.customer_id  # a customer id is its own key on customer-events
     if customer is not None:
         topic, key = t.CUSTOMER_EVENTS, customer
@@ -108,8 +107,8 @@ def handle_inbound(rt: Runtime, cp: Checkpoint, record: Any) -> None:
         return
     cp.send(topic, routed, value)
     if customer is not None and len(nodes) > 1:
-        # The identifiers it states, as its JSON does (None left out).
-        link = {"identity": dict(identity.identifiers()), "occurred_at": result.occurred_at}
+        # The identifiers it states, as its JSON does.
+        link = {"identity": identity.__dict__, "occurred_at": result.occurred_at}
         cp.send(t.IDENTITY_LINKS, nodes[0].encode(), pack(Kind.link, link, label, src))
 
 
