@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, NamedTuple, TypeVar
 
+import orjson
 import pydantic_core
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -166,6 +167,8 @@ class _Field(NamedTuple):
 
 
 _SHAPES: dict[type[BaseModel], tuple[_Field, ...]] = {}
+#: Each shaped model's field names, in order.
+_NAMES: dict[type[BaseModel], tuple[str, ...]] = {}
 _set = object.__setattr__
 _IMMUTABLE = (type(None), bool, int, float, str, bytes, tuple, frozenset)
 
@@ -194,6 +197,7 @@ def _shape(model: type[BaseModel]) -> tuple[_Field, ...]:
         known = _SHAPES[model] = tuple(
             _Field(n, f.is_required(), f.default_factory, f.default) for n, f in fields.items()
         )
+        _NAMES[model] = tuple(fields)
     return known
 
 
@@ -207,17 +211,20 @@ def made(model: type[_M], **fields: Any) -> _M:
     in the model's order (its JSON follows that order), each missing default filled in, as
     the instance's `__dict__`. A key that is not a field is refused."""
     shape = _shape(model)
-    values = {}
-    found = 0
-    for name, required, factory, default in shape:
-        if name in fields:
-            values[name] = fields[name]
-            found += 1
-        elif not required:
-            values[name] = factory() if factory is not None else default
-    if found != len(fields):
-        unknown = ", ".join(sorted(fields.keys() - values.keys()))
-        raise TypeError(f"{model.__name__} has no field {unknown}")
+    if tuple(fields) == _NAMES[model]:
+        values = fields  # every field, in the model's order: the keywords are the values
+    else:
+        values = {}
+        found = 0
+        for name, required, factory, default in shape:
+            if name in fields:
+                values[name] = fields[name]
+                found += 1
+            elif not required:
+                values[name] = factory() if factory is not None else default
+        if found != len(fields):
+            unknown = ", ".join(sorted(fields.keys() - values.keys()))
+            raise TypeError(f"{model.__name__} has no field {unknown}")
     obj = model.__new__(model)
     _set(obj, "__dict__", values)
     _set(obj, "__pydantic_fields_set__", set(fields))
@@ -231,3 +238,13 @@ def to_json(model: BaseModel) -> bytes:
     # The same bytes as orjson.dumps(model.model_dump(mode="json")) (a test holds them equal),
     # without building the intermediate dict: about 40% faster per message.
     return pydantic_core.to_json(model)
+
+
+def output_json(model: BaseModel) -> bytes:
+    """`to_json` of an output the engine made (an action or a transition, built by `made`:
+    flat, its times in UTC), written by orjson from its values at a third of the cost. Tests
+    hold the bytes equal to `to_json`'s for every output of the scenarios and for any params."""
+    try:
+        return orjson.dumps(model.__dict__, option=orjson.OPT_UTC_Z)
+    except TypeError:  # a value orjson does not write (an integer beyond 64 bits)
+        return to_json(model)

@@ -46,6 +46,7 @@ def _move(ctx: Ctx, to: str, at: float, trigger_id: str, trigger_type: str) -> N
             trigger_event_id=trigger_id,
             trigger_type=trigger_type,
             channels_before_conversion=channels,
+            copies_gone_within_days=None,
         )
     )
     state.stage, state.stage_since = to, at

@@ -15,7 +15,7 @@ from processor.journey import state as stored
 from processor.journey.engine import EventInput, Outcome, erase, fire_due, step
 from processor.journey.merge import absorb
 from processor.journey.state import CustomerState
-from processor.messages import to_json
+from processor.messages import output_json
 from processor.stream import observe
 from processor.stream.agents import deadletters, fences, held
 from processor.stream.agents.envelope import Kind, Source, pack, unpack
@@ -40,8 +40,8 @@ def _emit(
     anything is kept, so the input is dead-lettered whole instead of half applied."""
     state = None if out.state is None else stored.encode(out.state)
     cp.check(t.JOURNEY_CHANGELOG, key, state, "the person's state")
-    transitions = [(tr, tr.customer_id.encode(), to_json(tr)) for tr in out.transitions]
-    actions = [(a, a.customer_id.encode(), to_json(a)) for a in out.actions]
+    transitions = [(tr, tr.customer_id.encode(), output_json(tr)) for tr in out.transitions]
+    actions = [(a, a.customer_id.encode(), output_json(a)) for a in out.actions]
     for _, k, v in transitions:
         cp.check(t.TRANSITIONS, k, v, "a transition")
     for a, k, v in actions:

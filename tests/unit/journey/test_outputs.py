@@ -6,13 +6,23 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel, Field
 
 from processor.decode import Rejection, decode_touchpoint
 from processor.identity import graph
 from processor.journey.engine import EventInput, Outcome, fire_due, step
 from processor.journey.state import CustomerState
-from processor.messages import Transition, made, to_json
+from processor.messages import (
+    Action,
+    ActionChannel,
+    ActionKind,
+    Transition,
+    made,
+    output_json,
+    to_json,
+)
 from processor.simulate.generator import SimConfig, generate
 from processor.stream.agents.deadletters import CHANNEL_OF_TOPIC
 
@@ -55,6 +65,28 @@ def test_every_action_and_transition_equals_its_validated_self() -> None:
         checked = type(m).model_validate(m.model_dump())
         assert checked.model_dump() == m.model_dump()
         assert to_json(checked) == to_json(m)
+        assert output_json(m) == to_json(m)
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.text()
+    | st.floats(allow_nan=True, allow_infinity=True),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(params=st.dictionaries(st.text(), _JSON, max_size=4), micros=st.integers(0, 999_999))
+def test_an_outputs_json_is_pydantics_whatever_its_params(params: dict, micros: int) -> None:
+    at = START.replace(microsecond=micros)
+    action = made(
+        Action, action_id="a" * 32, customer_id="C-ü", action=ActionKind.send_email,
+        channel=ActionChannel.email, template="welcome", journey="lifecycle",
+        stage="awareness", rule="welcome", trigger_event_id="e1", created_at=at,
+        send_after=at, params=params,
+    )  # fmt: skip
+    assert output_json(action) == to_json(action)
 
 
 #: A transition's fields, as the engine gives them to `made`.
