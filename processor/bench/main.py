@@ -252,7 +252,9 @@ class Bench:
         )
         skip = set(self.args.skip)
         if "raw" not in skip:
-            self.contest_raw(info)
+            self.contest_raw(info, "raw")
+        if "validating" not in skip:
+            self.contest_raw(info, "validating")
         if "naive" not in skip:
             self.contest_naive(info, "naive")
         if "empty" not in skip:
@@ -296,10 +298,13 @@ class Bench:
         rates = ", ".join(f"{r.rate:,.0f}" for r in runs)
         self.log(f"{name}: median {med.rate:,.0f} events/s (runs: {rates})")
 
-    def contest_raw(self, info: stream.StreamInfo) -> None:
+    def contest_raw(self, info: stream.StreamInfo, name: str) -> None:
+        """The raw aiokafka pipe ("raw"), or the same pipe validating each event ("validating")."""
+        what = "raw aiokafka pipe" if name == "raw" else "raw pipe, validating"
+        validate = ["--validate"] if name == "validating" else []
         runs = []
         for i in range(self.runs):
-            self.log(f"raw aiokafka pipe, run {i + 1} of {self.runs}")
+            self.log(f"{what}, run {i + 1} of {self.runs}")
             with self.fresh_broker(info, info.messages) as bootstrap:
                 mine: dict[str, tuple[int, dict[str, str]]] = {
                     raw.CHANGELOG: (8, {}),
@@ -309,13 +314,13 @@ class Bench:
                 r = run_child(
                     "processor.bench.raw",
                     ["--bootstrap", bootstrap, "--group", "bench-raw",
-                     "--expect", str(info.messages)],
+                     "--expect", str(info.messages), *validate],
                     self.broker_pid,
-                    self.logs / "raw.log",
+                    self.logs / f"{name}.log",
                 )  # fmt: skip
             self.log(f"  {r.messages:,} in {r.seconds:.1f} s: {r.rate:,.0f}/s")
             runs.append(r)
-        self._summary("raw", runs)
+        self._summary(name, runs)
 
     def contest_naive(self, info: stream.StreamInfo, name: str) -> None:
         """The naive Faust agent ("naive"), or the same agent doing nothing ("empty")."""
@@ -548,7 +553,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--processor-timeout", type=float, default=3600.0,
                    help="give up a processor run after this many seconds")  # fmt: skip
     p.add_argument("--skip", action="append", default=[], choices=[
-        "raw", "naive", "empty", "quix", "processor", "scaled", "latency", "step", "state",
+        "raw", "validating", "naive", "empty", "quix", "processor", "scaled", "latency", "step",
+        "state",
     ])  # fmt: skip
     p.add_argument("--worker-env", action="append", default=[], metavar="NAME=VALUE",
                    help="extra environment for the processor's workers")  # fmt: skip

@@ -2,7 +2,9 @@
 
 Consume the inbound topics, parse each message, keep state per key in a dict, write one
 changelog record per state change, one output per 10 events, and commit after each fetched
-batch once its outputs are acknowledged. Run as `python -m processor.bench.raw`; it writes the
+batch once its outputs are acknowledged. With `--validate` each message is decoded and
+validated against the contract as ingest does (`decode_touchpoint`) instead of only parsed:
+what validating alone adds to the pipe. Run as `python -m processor.bench.raw`; it writes the
 result as JSON to `--result`.
 """
 
@@ -13,6 +15,7 @@ import asyncio
 import resource
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +23,44 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from processor import topics as t
+from processor.bench import stream
+from processor.decode import Rejection, decode_touchpoint
+from processor.stream.agents.deadletters import CHANNEL_OF_TOPIC
 
 #: The contestant's topics; the benchmark creates them (8 partitions each) before each run.
 CHANGELOG = "bench-raw-changelog"
 OUTPUT = "bench-raw-output"
 
 
-async def run(bootstrap: str, group: str, expect: int, max_s: float) -> dict[str, Any]:
+def _parsed(topic: str, value: bytes | None) -> dict[str, Any] | None:
+    """The message as a JSON object, None when it is not one."""
+    try:
+        event = orjson.loads(value) if value else None
+    except orjson.JSONDecodeError:
+        return None
+    return event if isinstance(event, dict) else None
+
+
+def _validated(topic: str, value: bytes | None) -> dict[str, Any] | None:
+    """The message's type and time, None when it is not a valid touchpoint of its topic."""
+    channel = CHANNEL_OF_TOPIC.get(topic)
+    if channel is None:
+        return None
+    event = decode_touchpoint(value, channel, datetime.now(UTC), max_bytes=_MAX_BYTES)
+    if isinstance(event, Rejection):
+        return None
+    return {"type": event.type, "occurred_at": event.occurred_at}
+
+
+#: The event size limit the benchmark gives the workers.
+_MAX_BYTES = stream.StreamSpec.max_event_bytes
+
+
+async def run(
+    bootstrap: str, group: str, expect: int, max_s: float, *, validate: bool = False
+) -> dict[str, Any]:
     """Process `expect` messages (or stop after `max_s` seconds of processing)."""
+    read = _validated if validate else _parsed
     consumer = AIOKafkaConsumer(
         *t.INBOUND,
         bootstrap_servers=bootstrap,
@@ -58,11 +91,8 @@ async def run(bootstrap: str, group: str, expect: int, max_s: float) -> dict[str
             for records in batch.values():
                 for r in records:
                     n += 1
-                    try:
-                        event = orjson.loads(r.value) if r.value else None
-                    except orjson.JSONDecodeError:
-                        event = None
-                    if not isinstance(event, dict):
+                    event = read(r.topic, r.value)
+                    if event is None:
                         invalid += 1
                         continue
                     key = r.key or b""
@@ -102,9 +132,13 @@ def main() -> int:
     p.add_argument("--group", required=True)
     p.add_argument("--expect", type=int, required=True)
     p.add_argument("--max-seconds", type=float, default=600.0)
+    p.add_argument("--validate", action="store_true",
+                   help="validate each message against the contract, as ingest does")  # fmt: skip
     p.add_argument("--result", type=Path, required=True, help="where to write the result")
     args = p.parse_args()
-    result = asyncio.run(run(args.bootstrap, args.group, args.expect, args.max_seconds))
+    result = asyncio.run(
+        run(args.bootstrap, args.group, args.expect, args.max_seconds, validate=args.validate)
+    )
     args.result.write_bytes(orjson.dumps(result))
     return 0
 

@@ -39,7 +39,7 @@ def test_the_benchmark_runs_every_contestant_and_prints_the_table(tmp_path: Path
     assert stream["messages"] == 2000
     assert stream["duplicates"] > 0
     assert sum(stream["invalid"].values()) > 0
-    for name in ("raw", "naive", "empty", "quix", "processor"):
+    for name in ("raw", "validating", "naive", "empty", "quix", "processor"):
         assert r[name]["rate"] > 0, name
         assert r[name]["cpu_s_per_1000"] > 0, name
         assert r[name]["peak_rss_bytes"] > 10 * 2**20, name
@@ -67,7 +67,8 @@ def test_the_benchmark_runs_every_contestant_and_prints_the_table(tmp_path: Path
     assert r["state"]["new_member_rebuild_s"] > 0
     assert r["state"]["ready_after_kill_s"] > 0
     for line in (
-        "raw aiokafka pipe", "naive Faust agent", "empty Faust agent", "processor, 2 workers",
+        "raw aiokafka pipe", "raw pipe, validating", "validation alone", "naive Faust agent",
+        "empty Faust agent", "processor, 2 workers",
         "Quix Streams app", "processor / raw", "processor / naive", "processor / Quix",
         "the ceiling of an agent", "latency at",
         "customers in state", "on a new data directory", "after a SIGKILL", "journey step alone",
