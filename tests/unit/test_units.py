@@ -6,12 +6,13 @@ nothing more waits."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
 from processor.stream.commit.checkpoint import Checkpoint, Layout
-from processor.stream.commit.units import Unit
+from processor.stream.commit.units import Positions, Unit
 from processor.stream.commit.writes import Coalesced
 from tests.unit.test_writes import Batch, Metadata, Table
 
@@ -157,3 +158,45 @@ def test_a_unit_ends_when_full_and_when_nothing_more_waits() -> None:
     assert units == [2, 2, 1, 1]
     # Every acknowledged record's partition was committed after its acknowledgement.
     assert log[-1] == ("commit", [("in", 0)])
+
+
+def test_a_record_past_a_skipped_offset_is_found_and_a_seek_back_is_not() -> None:
+    positions = Positions()
+    a, b = ("customer-events", 0), ("customer-events", 1)
+    assert positions.skipped(a, 170) is None  # the first record of a partition: nothing before
+    assert positions.skipped(b, 3) is None
+    assert positions.skipped(a, 171) is None
+    assert positions.skipped(b, 4) is None
+    assert positions.skipped(a, 173) == 172  # 172 never came
+    assert positions.skipped(a, 100) is None  # read again from an earlier offset
+    assert positions.skipped(a, 101) is None
+    positions.forget()  # partitions moved: another worker may have read what comes between
+    assert positions.skipped(a, 500) is None
+    assert positions.skipped(b, 9) is None
+
+
+def test_a_unit_stops_before_a_record_past_a_skipped_one() -> None:
+    class Stopped(Exception):
+        pass
+
+    async def main() -> tuple[list[int], list[Any]]:
+        log: list[Any] = []
+        stream, app = Stream(log), App(log, prompt=True)
+        unit = Unit("test", app, LAYOUT, (Coalesced(Table(log)),), max_messages=10)
+        stops: list[Any] = []
+
+        def stop(tp: Any, missing: int, offset: int) -> None:
+            stops.append((tp, missing, offset))
+            raise Stopped  # the worker's process ends here
+
+        unit._stop_for_gap = stop  # type: ignore[method-assign]
+        handled: list[int] = []
+        for n in (1, 2, 4, 5):
+            stream.queue.put_nowait(Event(n))
+        with contextlib.suppress(Stopped):
+            await unit.run(stream, lambda cp, event: handled.append(event.n))
+        return handled, stops
+
+    handled, stops = asyncio.run(main())
+    assert handled == [1, 2]  # nothing at or after the record that revealed the gap
+    assert stops == [(("in", 0), 3, 4)]

@@ -93,10 +93,13 @@ def install(rt: Runtime) -> None:
 
     async def forget_cached(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         """What the fences and the known links cached may be out of date once partitions
-        move or their tables are restored from the changelogs."""
+        move or their tables are restored from the changelogs; the units' positions start
+        afresh."""
         rt.fences.forget()
         rt.graph_fences.forget()
         rt.linked.forget()
+        for unit in (rt.journey_unit, rt.links_unit, rt.routes_unit):
+            unit.positions.forget()
 
     app = rt.app
     for moved in (app.on_partitions_revoked, app.on_partitions_assigned, app.on_rebalance_complete):

@@ -10,6 +10,14 @@ committed beside the agent (stream/commit/offsets.py), not on Faust's commit tim
 
 A commit that Kafka refused (`CheckpointFailed`) stops the worker without committing the input:
 the restarted worker reads the changelog's tail into the store and handles the input again.
+
+The internal topics hold a record at every offset (this worker's producers write them, without
+transactions, and nothing compacts them), so a record whose offset is more than one past the
+previous one of its partition means the broker served records out of order and one was skipped.
+Faust would commit past such a gap (it takes it for a compacted topic's), losing the record for
+good; a unit stops the worker instead, without committing, and the restart reads from before
+the gap (`Positions`). Apache Kafka never does this; the embedded broker was seen to, under
+two producers writing one partition.
 """
 
 from __future__ import annotations
@@ -40,6 +48,26 @@ FLUSH_AFTER_S = 0.05
 Handler = Callable[[Checkpoint, Any], None]
 
 
+class Positions:
+    """The offset of the last record taken per partition, to find records the broker skipped."""
+
+    def __init__(self) -> None:
+        self._last: dict[Any, int] = {}
+
+    def skipped(self, tp: Any, offset: int) -> int | None:
+        """Take the record at `offset` of `tp`: the first offset skipped before it, if any (a
+        record at or before the last one, as after a seek back, skips nothing)."""
+        last = self._last.get(tp)
+        self._last[tp] = offset
+        if last is not None and offset > last + 1:
+            return last + 1
+        return None
+
+    def forget(self) -> None:
+        """Partitions moved: the next record of each starts afresh."""
+        self._last.clear()
+
+
 class Unit:
     """One agent's records in hand and the checkpoint they go to."""
 
@@ -63,6 +91,7 @@ class Unit:
         self._lock = asyncio.Lock()
         self._timer: asyncio.TimerHandle | None = None
         self._later: asyncio.Future[None] | None = None
+        self.positions = Positions()
         #: Faust commits the offsets of the records acknowledged to it, per partition.
         self._committer = Committer(
             name, self._commit_acknowledged, commit_every_s, spawn=app.add_future
@@ -75,19 +104,34 @@ class Unit:
         stream.enable_acks = False  # acknowledged when the checkpoint commits
         queue = stream.channel.queue
         async for event in stream.events():
+            message = event.message
+            missing = self.positions.skipped(message.tp, message.offset)
+            if missing is not None:
+                self._stop_for_gap(message.tp, missing, message.offset)
             async with self._lock:
                 cp = self._cp
                 if cp is None:
                     cp = self._cp = self._checkpoint()
                 self._taken.append(event)
                 handle(cp, event)
-                message = event.message
                 cp.consumed(message.tp, message.offset)
             if len(self._taken) >= self._max or queue.empty():
                 await self.flush()
             elif self._timer is None:
                 loop = asyncio.get_running_loop()
                 self._timer = loop.call_later(FLUSH_AFTER_S, self._flush_later)
+
+    def _stop_for_gap(self, tp: Any, missing: int, offset: int) -> None:
+        """The broker skipped records before `offset`: stop at once, committing nothing more,
+        so that the restarted worker reads them (see the module's docstring)."""
+        log.critical(
+            "%s: %s jumped from offset %d to %d; the broker skipped a record, and committing "
+            "past it would lose it: stopping without committing (the restarted worker reads "
+            "from before it)",
+            self.name, tp, missing - 1, offset,
+        )  # fmt: skip
+        logging.shutdown()
+        os._exit(EXIT_FAILED)
 
     def _checkpoint(self) -> Checkpoint:
         return Checkpoint(
