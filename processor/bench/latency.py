@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer
 
 from processor import topics as t
 from processor.bench import kafka, stream
-from processor.bench.worker import Worker, summed
+from processor.bench.worker import Worker, check_alive, summed
 from processor.journey.definition import Journey
 
 _EVENT_ID = re.compile(rb'"event_id":"([^"]+)"')
@@ -104,6 +104,7 @@ async def paced(
         log(f"  published {sent.messages:,} at {sent.messages / sent.seconds:,.0f}/s; draining")
         deadline = time.monotonic() + timeout_s
         while True:
+            check_alive(workers)
             c = await asyncio.to_thread(summed, workers)
             consumed = c["touchpoint_messages_consumed_total"]
             valid = c["touchpoint_events_received_total"]

@@ -173,6 +173,13 @@ class Worker:
         return "\n".join(text.splitlines()[-lines:])
 
 
+def check_alive(workers: list[Worker]) -> None:
+    """Raise, with the log's end, if a worker exited while a run needs it."""
+    for w in workers:
+        if not w.alive():
+            raise RuntimeError(f"worker exited during the run:\n{w.log_tail()}")
+
+
 def summed(workers: list[Worker]) -> dict[str, float]:
     """The watched counters summed over workers."""
     out = dict.fromkeys(WATCHED, 0.0)
@@ -238,9 +245,7 @@ def drain(
         return c["touchpoint_events_processed_total"] + c["touchpoint_deadletters_total"]
 
     while time.monotonic() < deadline:
-        for w in workers:
-            if not w.alive():
-                raise RuntimeError(f"worker exited during the run:\n{w.log_tail()}")
+        check_alive(workers)
         now = time.monotonic()
         try:
             counts = summed(workers)
