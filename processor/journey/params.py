@@ -70,7 +70,7 @@ _FIXED_REFS: dict[str, Callable[[ParamContext], Any]] = {
 
 
 def _reference(name: str) -> Callable[[ParamContext], Any]:
-    """The function that resolves reference `name` (one of `_FIXED`, or `event.<property>`)."""
+    """The function that resolves reference `name` (a fixed one, or `event.<property>`)."""
     fixed = _FIXED_REFS.get(name)
     if fixed is not None:
         return fixed
