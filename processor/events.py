@@ -5,7 +5,7 @@ import unicodedata
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cache
-from typing import Annotated, Any, Literal, NotRequired, Required
+from typing import Annotated, Any, Literal, NotRequired, Required, Union
 from zoneinfo import available_timezones
 
 from pydantic import (
@@ -15,13 +15,16 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetPydanticSchema,
     TypeAdapter,
+    ValidationError,
     ValidationInfo,
     create_model,
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, core_schema
 from typing_extensions import TypedDict
 
 
@@ -310,10 +313,10 @@ def _as_dict_type(annotation: Any) -> Any:
     return annotation
 
 
-def _properties_validator(event_type: EventType, fields: dict[str, Any]) -> TypeAdapter[Any]:
-    """The same table row as `PROPERTIES_OF`'s model, validated straight into the dict that
-    the model's `model_dump(exclude_unset=True)` would give (given keys only, extras kept),
-    without making the model."""
+def _properties_dict(event_type: EventType, fields: dict[str, Any]) -> Any:
+    """The same table row as `PROPERTIES_OF`'s model, as a TypedDict that validates straight
+    into the dict that the model's `model_dump(exclude_unset=True)` would give (given keys
+    only, extras kept), without making the model."""
     name = "".join(word.title() for word in event_type.value.split("_")) + "PropertiesDict"
     keys = {
         key: Required[_as_dict_type(kind)] if default is ... else NotRequired[_as_dict_type(kind)]
@@ -321,13 +324,14 @@ def _properties_validator(event_type: EventType, fields: dict[str, Any]) -> Type
     }
     typed = TypedDict(name, keys)  # type: ignore[misc]
     typed.__pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[attr-defined]
-    return TypeAdapter(typed)
+    return typed
 
 
+#: Each type's properties as a TypedDict (`_properties_dict`).
+_PROPERTIES_DICT = {t: _properties_dict(t, fields) for t, (_, fields) in _TABLE.items()}
 #: Each type's properties validator (`_typed_properties`).
 _VALIDATE_PROPERTIES = {
-    t: _properties_validator(t, fields).validator.validate_python
-    for t, (_, fields) in _TABLE.items()
+    t: TypeAdapter(typed).validator.validate_python for t, typed in _PROPERTIES_DICT.items()
 }
 
 
@@ -363,12 +367,16 @@ Timestamp = Annotated[
 ]
 
 
+#: An event's (or a request's) own id.
+EventId = Annotated[str, Field(min_length=1, max_length=128)]
+
+
 class Touchpoint(BaseModel):
     """One validated inbound event; `properties` holds the type's properties plus any extras."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    event_id: Annotated[str, Field(min_length=1, max_length=128)]
+    event_id: EventId
     type: EventType
     occurred_at: Timestamp
     channel: Channel | None = Field(
@@ -383,7 +391,8 @@ class Touchpoint(BaseModel):
         """The event as ingest carries it to the agents: the values of `model_dump(mode="json")`
         (its enums and time as they are, for orjson to write), taken from the fields instead
         of pydantic's serializer, which costs three times as much per event. A test holds its
-        JSON equal to the model's for every event type."""
+        JSON equal to the model's for every event type. (Ingest makes this form without the
+        model for most events: `fast_wire`.)"""
         context = self.context
         extra = context.__pydantic_extra__
         return {
@@ -429,6 +438,143 @@ class Touchpoint(BaseModel):
         return _VALIDATE_PROPERTIES[event_type](value)  # type: ignore[no-any-return]
 
 
+# The fast check: the contract's checks that pydantic's core makes on its own, with no Python
+# validator called per field, into plain values. Most events are valid and need nothing the
+# core cannot check: for them it costs a fraction of the model's validation. What the model's
+# Python validators do is done after it, in one pass over the identifiers (`fast_wire`). An
+# event the fast check does not take goes to the model, which decides.
+
+#: RFC 3339 as `_RFC3339` takes it (ASCII digits only, so that what this takes, that takes).
+_RFC3339_CORE = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+    r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+
+
+def _core_timestamp(_source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+    # `Timestamp` without its Python validators: the RFC 3339 form, then the aware date-time.
+    return core_schema.chain_schema(
+        [core_schema.str_schema(pattern=_RFC3339_CORE), handler(AwareDatetime)]
+    )
+
+
+class _CoreIdentity(TypedDict, total=False):
+    """`Identity`'s fields as the texts given: blanks and emails are settled after the check."""
+
+    __pydantic_config__ = ConfigDict(extra="ignore")  # type: ignore[misc]
+
+    customer_id: str | None
+    email: str | None
+    loyalty_id: str | None
+    anonymous_id: str | None
+
+
+_CONTEXT_FIELDS = tuple(Context.model_fields)
+#: `Context` as a TypedDict: its fields with their constraints, and any extras.
+_CoreContext = TypedDict(  # type: ignore[misc]
+    "_CoreContext",
+    {n: NotRequired[f.rebuild_annotation()] for n, f in Context.model_fields.items()},
+)
+_CoreContext.__pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[attr-defined]
+
+
+def _core_event(event_type: EventType) -> Any:
+    """One type's touchpoint as a TypedDict: `Touchpoint`'s fields, this type's properties; a
+    `channel` is required (decoding fills it in) and an object may not be null (the model
+    takes those)."""
+    name = "".join(word.title() for word in event_type.value.split("_")) + "Event"
+    typed = TypedDict(  # type: ignore[misc]  # noqa: UP013 (a name made here)
+        name,
+        {
+            "event_id": Required[EventId],
+            "type": Required[Literal[event_type]],
+            "occurred_at": Required[Annotated[datetime, GetPydanticSchema(_core_timestamp)]],
+            "channel": Required[Channel],
+            "identity": Required[_CoreIdentity],
+            "context": NotRequired[_CoreContext],
+            "properties": NotRequired[_PROPERTIES_DICT[event_type]],
+        },
+    )
+    typed.__pydantic_config__ = ConfigDict(extra="ignore")  # type: ignore[attr-defined]
+    return typed
+
+
+_EACH_TYPE: Any = Union[tuple(_core_event(t) for t in EventType)]  # noqa: UP007
+_FAST_CHECK = TypeAdapter[Any](
+    Annotated[_EACH_TYPE, Field(discriminator="type")]
+).validator.validate_python
+_NOTHING: dict[str, Any] = {}
+
+
+def _identifier(value: str | None) -> str | None:
+    # `_blank_is_absent` of a text.
+    return value if value is not None and value.strip() else None
+
+
+def fast_wire(data: dict[str, Any]) -> dict[str, Any] | None:
+    """`Touchpoint.model_validate(data).wire()` for an event that the fast check takes (a
+    property test holds them equal), else None: the event is invalid, or needs what only the
+    model does (an identifier sent as a number, a null object, no `channel`); the model
+    decides those. `data` is not changed."""
+    try:
+        d = _FAST_CHECK(data)
+    except ValidationError:
+        return None
+    event_type = d["type"]
+    occurred = d["occurred_at"]
+    if not 1 < occurred.year < 9999:
+        return None  # `_representable_in_utc` may refuse it; only these years can leave UTC's
+    given = d["identity"]
+    customer = _identifier(given.get("customer_id"))
+    email = given.get("email")
+    if email is not None:
+        # ASCII needs no Unicode normalisation, and its case-folding is lower().
+        email = (email.strip().lower() if email.isascii() else normalise_email(email)) or None
+    loyalty = _identifier(given.get("loyalty_id"))
+    anonymous = _identifier(given.get("anonymous_id"))
+    if customer is None and email is None and loyalty is None and anonymous is None:
+        return None  # `Identity._at_least_one`
+    if event_type is _LOYALTY and customer is None and email is None:
+        return None  # `Touchpoint._loyalty_needs_person`
+    for value in (customer, email, loyalty, anonymous):
+        if value is not None and len(value) > MAX_IDENTIFIER_CHARS:
+            return None
+    stated = d.get("context")
+    if stated is None:
+        context = dict.fromkeys(_CONTEXT_FIELDS)
+    else:
+        zone = stated.get("timezone")
+        if zone is not None and zone not in _zones():
+            return None
+        context = {n: stated.get(n) for n in _CONTEXT_FIELDS}
+        for name, value in stated.items():
+            if name not in context:
+                context[name] = value  # an extra: after the fields, as `wire` gives them
+    properties = d.get("properties")
+    if properties is None:
+        try:
+            properties = _VALIDATE_PROPERTIES[event_type](_NOTHING)
+        except ValidationError:
+            return None
+    return {
+        "event_id": d["event_id"],
+        "type": event_type,
+        "occurred_at": occurred,
+        "channel": d["channel"],
+        "identity": {
+            "customer_id": customer,
+            "email": email,
+            "loyalty_id": loyalty,
+            "anonymous_id": anonymous,
+        },
+        "context": context,
+        "properties": properties,
+    }
+
+
+_LOYALTY = EventType.loyalty_signup
+
+
 CommandName = Literal["erase_customer"]
 
 
@@ -448,7 +594,7 @@ class ControlCommand(BaseModel):
     loyalty_id: OptionalIdentifier = None
     anonymous_id: OptionalIdentifier = None
     requested_at: Timestamp
-    request_id: Annotated[str, Field(min_length=1, max_length=128)]
+    request_id: EventId
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "ControlCommand":

@@ -3,7 +3,7 @@
 Consume the inbound topics, parse each message, keep state per key in a dict, write one
 changelog record per state change, one output per 10 events, and commit after each fetched
 batch once its outputs are acknowledged. With `--validate` each message is decoded and
-validated against the contract as ingest does (`decode_touchpoint`) instead of only parsed:
+validated against the contract as ingest does (`check_touchpoint`) instead of only parsed:
 what validating alone adds to the pipe. Run as `python -m processor.bench.raw`; it writes the
 result as JSON to `--result`.
 """
@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from processor import topics as t
 from processor.bench import stream
-from processor.decode import Rejection, decode_touchpoint
+from processor.decode import Rejection, check_touchpoint
 from processor.stream.agents.deadletters import CHANNEL_OF_TOPIC
 
 #: The contestant's topics; the benchmark creates them (8 partitions each) before each run.
@@ -46,10 +46,10 @@ def _validated(topic: str, value: bytes | None) -> dict[str, Any] | None:
     channel = CHANNEL_OF_TOPIC.get(topic)
     if channel is None:
         return None
-    event = decode_touchpoint(value, channel, datetime.now(UTC), max_bytes=_MAX_BYTES)
+    event = check_touchpoint(value, channel, datetime.now(UTC), max_bytes=_MAX_BYTES)
     if isinstance(event, Rejection):
         return None
-    return {"type": event.type, "occurred_at": event.occurred_at}
+    return {"type": event["type"], "occurred_at": event["occurred_at"]}
 
 
 #: The event size limit the benchmark gives the workers.

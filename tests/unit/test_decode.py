@@ -7,6 +7,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from processor.decode import Rejection, dead_letter, decode_control, decode_touchpoint
 from processor.events import CHANNELS_OF, Channel, ControlCommand, EventType, Touchpoint
@@ -770,3 +771,140 @@ def test_an_erasure_names_exactly_one_identifier(named: dict[str, str]) -> None:
         "value: exactly one of customer_id, email, loyalty_id, anonymous_id is required",
         ("value",),
     )
+
+
+# -- the fast check: what ingest runs, equal to the model wherever it decides ----------------
+
+_TEXTS = st.sampled_from(
+    ["", " ", "\x1c", "\u00a0", "C-1", " C-1 ", "ck-İ", "a" * 256, "a" * 257, "A@B.Example",
+     " ana@example.com ", "STRASSE@x.de", "Straße@X.de", "e\u0301@x.de", "ﬀ@x.de", "@"]
+)  # fmt: skip
+_EDGE_TIMES = (
+    ["2026-11-22T12:00:00Z", "2026-11-22t12:00:00.5z", "2026-11-22 12:00:00+14:00",
+     "2026-11-22T12:00:00.1234567-11:00", "0001-01-01T00:00:00+14:00", "0001-01-02T00:00:00Z",
+     "9999-12-31T23:59:59-01:00", "9999-12-31T23:59:59Z", "2026-11-22T12:00Z",
+     "2026-11-22T12:00:00+0100", "2026-11-22T12:00:00", "2026-02-30T12:00:00Z",
+     "\uff12\uff10\uff12\uff16-11-22T12:00:00Z", "2026-11-22T25:00:00Z", 1795348800]
+)  # fmt: skip
+_TIMES = st.sampled_from(_EDGE_TIMES)
+
+
+@st.composite
+def fast_cases(draw: st.DrawFn) -> dict[str, Any]:
+    """Events where the fast check and the model's Python validators could part ways:
+    blanks, cases and Unicode in identifiers, times at the edges, zones, nulls, extras."""
+    data = draw(touchpoint_like())
+    data["identity"] = draw(
+        st.dictionaries(
+            st.sampled_from(["customer_id", "email", "loyalty_id", "anonymous_id", "phone"]),
+            _TEXTS | st.none() | st.integers(0, 99),
+            max_size=4,
+        )
+    )
+    data["occurred_at"] = draw(_TIMES | timestamps)
+    if draw(st.booleans()):
+        data["context"] = draw(
+            st.none()
+            | st.fixed_dictionaries(
+                {},
+                optional={"timezone": st.sampled_from([None, "UTC", "Europe/Berlin", "Mars/Base"]),
+                          "locale": _TEXTS, "campaign_id": st.none(), "device": json_values},
+            )
+        )  # fmt: skip
+    if draw(st.booleans()):
+        del data["properties"]
+    elif draw(st.booleans()):
+        data["properties"] = None
+    if data.get("channel") is None:
+        data["channel"] = draw(st.sampled_from(["web", "email", "store"]))
+    return data
+
+
+def _model_wire(data: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        return Touchpoint.model_validate(data).wire()
+    except ValidationError:
+        return None
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=fast_cases() | touchpoint_like())
+def test_the_fast_check_gives_what_the_model_gives(data: dict[str, Any]) -> None:
+    from processor.events import fast_wire
+
+    if data.get("channel") is None:
+        data["channel"] = "web"  # as decoding fills it in
+    before = orjson.dumps(data)
+    fast = fast_wire(data)
+    assert orjson.dumps(data) == before  # the input is not changed
+    if fast is not None:
+        expected = _model_wire(data)
+        assert expected is not None, data  # nothing the model refuses passes
+        assert fast == expected
+        assert orjson.dumps(fast) == orjson.dumps(expected)  # order and types too
+        assert type(fast["type"]) is EventType
+        assert type(fast["channel"]) is Channel
+        assert fast["occurred_at"].tzinfo == expected["occurred_at"].tzinfo
+
+
+@pytest.mark.parametrize("at", _EDGE_TIMES)
+@pytest.mark.parametrize("text", ["", " ", "\x1c", "C-1", "A@B.Example", "Straße@X.de", "a" * 257])
+def test_the_fast_check_reads_times_and_identifiers_as_the_model_does(
+    at: object, text: str
+) -> None:
+    from processor.events import fast_wire
+
+    for kind in ("customer_id", "email", "loyalty_id"):
+        data = event(
+            type="loyalty_signup",
+            occurred_at=at,
+            channel="store",
+            identity={kind: text, "anonymous_id": "ck-1"},
+            properties={"loyalty_id": "L-1"},
+        )
+        fast = fast_wire(data)
+        assert fast is None or fast == _model_wire(data), data
+
+
+def test_the_fast_check_takes_the_common_events() -> None:
+    """Without this, a fast check that took nothing would pass the test above."""
+    from processor.events import fast_wire
+
+    for event_type, props in MINIMAL.items():
+        data = event(type=event_type.value, properties=dict(props))
+        data["channel"] = next(iter(CHANNELS_OF[event_type])).value
+        assert fast_wire(data) == _model_wire(data), event_type
+    stated = event(
+        occurred_at="2026-11-22T14:00:00.250+02:00",
+        channel="web",
+        identity={"customer_id": "C-1", "email": " A@B.example ", "anonymous_id": "ck-1",
+                  "loyalty_id": "", "phone": "+49"},
+        context={"timezone": "Europe/Berlin", "locale": "de-DE", "device": {"os": "x"}},
+        properties={"product_id": "P-9", "price": 12, "note": [1, {"a": None}]},
+    )  # fmt: skip
+    fast = fast_wire(stated)
+    assert fast is not None
+    assert fast == _model_wire(stated)
+    assert fast["identity"] == {"customer_id": "C-1", "email": "a@b.example",
+                                "loyalty_id": None, "anonymous_id": "ck-1"}  # fmt: skip
+    assert list(fast["context"]) == ["timezone", "locale", "store_id", "campaign_id", "device"]
+    unicode = event(identity={"email": "Straße@X.de"}, channel="web")
+    assert fast_wire(unicode) == _model_wire(unicode)
+    assert fast_wire(unicode)["identity"]["email"] == "strasse@x.de"  # type: ignore[index]
+
+
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=json_values | touchpoint_like() | fast_cases(), channel=st.sampled_from(list(Channel)))
+def test_ingest_check_agrees_with_decoding(data: object, channel: Channel) -> None:
+    """`check_touchpoint` (ingest) gives `decode_touchpoint`'s verdict: the same rejection,
+    or the decoded touchpoint's wire form."""
+    from processor.decode import check_touchpoint
+
+    value = orjson.dumps(data)
+    decoded = decode_touchpoint(value, channel, NOW, max_bytes=LIMIT)
+    checked = check_touchpoint(value, channel, NOW, max_bytes=LIMIT)
+    if isinstance(decoded, Rejection):
+        assert checked == decoded
+    else:
+        assert checked == decoded.wire()
+        assert orjson.dumps(checked) == orjson.dumps(decoded.wire())

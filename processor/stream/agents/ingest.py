@@ -31,9 +31,9 @@ from mode import Service
 
 from processor import logs
 from processor import topics as t
-from processor.decode import Rejection, decode_control, decode_touchpoint
-from processor.events import ControlCommand, Touchpoint
-from processor.identity.graph import KIND_PREFIX, nodes_of
+from processor.decode import Rejection, check_touchpoint, decode_control
+from processor.events import ControlCommand
+from processor.identity.graph import KIND_PREFIX, nodes_of_json
 from processor.kafka.clients import connection_kwargs
 from processor.stream.agents import deadletters
 from processor.stream.agents.envelope import Kind, Source, pack
@@ -74,11 +74,11 @@ def handle_inbound(rt: Runtime, cp: Checkpoint, record: Any) -> None:
     cp.count(rt.metrics.messages_consumed, label)
     now = datetime.now(UTC)
     limit = rt.settings.max_event_bytes
-    result: Touchpoint | ControlCommand | Rejection
+    result: dict[str, Any] | ControlCommand | Rejection
     if channel is None:
         result = decode_control(record.value, now, max_bytes=limit)
     else:
-        result = decode_touchpoint(record.value, channel, now, max_bytes=limit)
+        result = check_touchpoint(record.value, channel, now, max_bytes=limit)
     if isinstance(result, Rejection):
         deadletters.send(rt, cp, result, record.value, src, label)
         return
@@ -88,11 +88,11 @@ def handle_inbound(rt: Runtime, cp: Checkpoint, record: Any) -> None:
         node = KIND_PREFIX[kind] + named
         cp.send(t.IDENTITY_LINKS, node.encode(), pack(Kind.control, payload, label, src))
         return
-    cp.count(rt.metrics.events_received, label, result.type.value)
-    identity = result.identity
-    nodes = nodes_of(identity)
-    value = pack(Kind.event, result.wire(), label, src)
-    customer = identity.customer_id  # a customer id is its own key on customer-events
+    cp.count(rt.metrics.events_received, label, result["type"].value)
+    identity = result["identity"]
+    nodes = nodes_of_json(identity)
+    value = pack(Kind.event, result, label, src)
+    customer = identity["customer_id"]  # a customer id is its own key on customer-events
     if customer is not None:
         topic, key = t.CUSTOMER_EVENTS, customer
     else:
@@ -108,7 +108,7 @@ def handle_inbound(rt: Runtime, cp: Checkpoint, record: Any) -> None:
     cp.send(topic, routed, value)
     if customer is not None and len(nodes) > 1:
         # The identifiers it states, as its JSON does.
-        link = {"identity": identity.__dict__, "occurred_at": result.occurred_at}
+        link = {"identity": identity, "occurred_at": result["occurred_at"]}
         cp.send(t.IDENTITY_LINKS, nodes[0].encode(), pack(Kind.link, link, label, src))
 
 
