@@ -7,13 +7,12 @@ the streaming layer builds)."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import sys
 
 import faust
 from aiokafka.admin import AIOKafkaAdminClient
 
-from processor import logs
+from processor import collector, logs
 from processor import topics as t
 from processor.journey.definition import load_journey
 from processor.kafka import admin
@@ -63,11 +62,7 @@ def run_worker(settings: Settings) -> int:
         logging_config=logs.logging_config(settings.log_format),
         quiet=True,
     )
-    # What exists now lives as long as the worker (Faust, the models' validators, the journey):
-    # exempt from the garbage collector's full scans, which paused the worker up to 71 ms each
-    # at the benchmark's latency rate (12 ms with this).
-    gc.collect()
-    gc.freeze()
+    collector.configure()
     code = 0
     try:
         worker.execute_from_commandline()
