@@ -13,11 +13,14 @@ from processor.journey.state import CustomerState, Timer
 from processor.messages import Action, Transition
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EventInput:
     """What the engine reads of one validated touchpoint, for the person it belongs to (the
     canonical customer id) and the channel it arrived on: made from a `Touchpoint` (`of`) or,
-    without building one, from the JSON that ingest made of a validated one (`checked`)."""
+    without building one, from the JSON that ingest made of a validated one (`checked`).
+
+    Never changed once made; not frozen, because a frozen dataclass costs four times as much
+    to build (1.4 against 0.3 µs), and the journey agent makes one per event."""
 
     event_id: str
     type: EventType
@@ -63,7 +66,7 @@ class EventInput:
             customer_id,
             payload["properties"],
             payload["context"].get("timezone"),
-            tuple(f"{k}:{identity[k]}" for k in IDENTIFIER_KINDS if identity.get(k) is not None),
+            tuple([f"{k}:{identity[k]}" for k in IDENTIFIER_KINDS if identity.get(k) is not None]),
         )
 
 
