@@ -91,7 +91,10 @@ def integer_as_text(value: object) -> object:
 
 def normalise_email(value: str) -> str:
     """An email as it is matched: NFC-normalised, trimmed and case-folded (case-folding can
-    leave a string that is not NFC, hence normalised on both sides)."""
+    leave a string that is not NFC, hence normalised on both sides). ASCII needs neither, and
+    its case-folding is lower()."""
+    if value.isascii():
+        return value.strip().lower()
     return unicodedata.normalize("NFC", unicodedata.normalize("NFC", value).strip().casefold())
 
 
@@ -528,8 +531,7 @@ def fast_wire(data: dict[str, Any]) -> dict[str, Any] | None:
     customer = _identifier(given.get("customer_id"))
     email = given.get("email")
     if email is not None:
-        # ASCII needs no Unicode normalisation, and its case-folding is lower().
-        email = (email.strip().lower() if email.isascii() else normalise_email(email)) or None
+        email = normalise_email(email) or None
     loyalty = _identifier(given.get("loyalty_id"))
     anonymous = _identifier(given.get("anonymous_id"))
     if customer is None and email is None and loyalty is None and anonymous is None:
