@@ -10,6 +10,8 @@ STAMP := $(VENV)/.installed-stamp
 BROKER_PORT ?= 19092
 PYTEST_ARGS ?=
 # `make test` runs its tests in this many pytest processes (pytest-xdist; 0: in one process).
+# They steal queued tests from each other (`--dist worksteal`): with the default `load`, one
+# process ended with a queue of slow broker tests while the other had nothing left to do.
 TEST_JOBS ?= 2
 
 .PHONY: help setup constraints run broker test test-pythons test-kafka test-faults lint format schemas clean system-deps bench dashboard-png
@@ -50,7 +52,7 @@ schemas: setup ## regenerate topics/schemas from the models
 	$(BIN)/touchpoint schemas
 
 test: lint system-deps ## the default suite: unit tests and embedded-broker tests, in TEST_JOBS (2) pytest processes
-	$(BIN)/pytest -n $(TEST_JOBS) $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_JOBS) --dist worksteal $(PYTEST_ARGS)
 
 # The other Python versions the package supports; `make test-pythons` tests each one found.
 PYTHONS ?= 3.12 3.13
