@@ -114,7 +114,12 @@ async def test_aiokafkas_consumer_and_group_coordinator_internals() -> None:
 
 def test_the_worker_consumer_thread_and_consumer_override_what_faust_has() -> None:
     _overrides(WorkerConsumerThread, faust_aiokafka.AIOKafkaConsumerThread,
-               "_create_worker_consumer", "on_start")  # fmt: skip
+               "_create_worker_consumer", "on_start", "_fetch_records",
+               "on_partitions_revoked", "on_partitions_assigned")  # fmt: skip
+    # Records come from the fetcher here, before Faust hands them to the streams:
+    thread = faust_aiokafka.AIOKafkaConsumerThread
+    assert "fetcher.fetched_records(" in inspect.getsource(thread._fetch_records)
+    assert "self._fetch_records," in inspect.getsource(thread.getmany)
     assert callable(getattr(faust_aiokafka.AIOKafkaConsumerThread, "_ensure_consumer", None))
     _overrides(WorkerConsumer, faust_aiokafka.Consumer,
                "_new_consumer_thread", "wait_first", "perform_seek")  # fmt: skip

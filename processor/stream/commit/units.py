@@ -14,10 +14,12 @@ the restarted worker reads the changelog's tail into the store and handles the i
 The internal topics hold a record at every offset (this worker's producers write them, without
 transactions, and nothing compacts them), so a record whose offset is more than one past the
 previous one of its partition means the broker skipped one. Faust would commit past such a gap
-(it takes it for a compacted topic's), losing the record for good; a unit stops the worker
-instead, without committing, and the restart reads from before the gap (`Positions`). Apache
-Kafka serves a partition strictly in offset order; the embedded broker was seen to skip a
-record once, in a paced benchmark run (docs/reliability.md).
+(it takes it for a compacted topic's), losing the record for good. The agents' consumer reads
+a skipped offset again before Faust sees the records after it (stream/extensions/consumer.py
+`InOrder`); should one still come past a gap, a unit stops the worker instead, without
+committing, and the restart reads from before the gap (`Positions`). Apache Kafka serves a
+partition strictly in offset order; the embedded broker was seen to skip records now and then
+(docs/reliability.md).
 """
 
 from __future__ import annotations

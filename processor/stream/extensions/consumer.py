@@ -1,15 +1,21 @@
 """The worker's Faust consumer: short fetch waits, a plain call to hand a message over when
-nothing can make it wait, seeks with the flow stopped, and a group place kept across restarts."""
+nothing can make it wait, seeks with the flow stopped, the internal topics' records in offset
+order, and a group place kept across restarts."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode.services import WaitResults
 
+from processor import topics as t
 from processor.stream.extensions import internals
 from processor.stream.extensions.membership import Membership
+
+log = logging.getLogger(__name__)
 
 #: Faust asks every fetch to wait up to 1.5 s for data (hard-coded). Apache Kafka answers a
 #: fetch as soon as data arrives, but the embedded broker waits out the whole time, and at
@@ -21,9 +27,83 @@ from processor.stream.extensions.membership import Membership
 FETCH_MAX_WAIT_MS = 100
 
 
+#: The topics this worker's producers write a record at every offset of (no transactions, no
+#: compaction), which the agents read.
+INTERNAL = frozenset({t.CUSTOMER_EVENTS, t.IDENTITY_LINKS, t.IDENTITY_ROUTES})
+#: How many times in a row a partition is read again from an offset the broker skipped before
+#: its records go on as fetched, and the agents' units stop the worker at the gap instead
+#: (stream/commit/units.py `Positions`).
+READS_AGAIN = 50
+
+
+class InOrder:
+    """The internal topics' records as their partitions hold them: one at every offset.
+
+    The embedded broker was seen to hand out a record of a partition past one it had not
+    served (docs/reliability.md), which Faust would take for a compacted topic's gap and
+    commit past. Of a fetch, each partition's records from such a gap on are held back before
+    Faust sees them, and the partition is read again from the first offset missing; Apache
+    Kafka serves every partition in order, and nothing changes there. Partitions that move
+    are forgotten (Faust seeks them to their committed offsets next).
+    """
+
+    def __init__(self, topics: Collection[str] = INTERNAL) -> None:
+        self._topics = topics
+        #: Partition -> the offset of the record that should come next.
+        self._next: dict[Any, int] = {}
+        #: Partition -> (the offset read again, how many times in a row).
+        self._again: dict[Any, tuple[int, int]] = {}
+
+    def take(
+        self, fetched: Mapping[Any, Sequence[Any]]
+    ) -> tuple[dict[Any, Sequence[Any]], dict[Any, int]]:
+        """The records of a fetch to hand on, and the partitions to read again from an offset.
+        A partition that starts before where it was (a seek back) is followed from there."""
+        kept: dict[Any, Sequence[Any]] = {}
+        again: dict[Any, int] = {}
+        for tp, records in fetched.items():
+            if tp.topic not in self._topics or not records:
+                kept[tp] = records
+                continue
+            want = min(self._next.get(tp, records[0].offset), records[0].offset)
+            n = 0
+            for record in records:
+                if record.offset != want:
+                    break
+                want, n = want + 1, n + 1
+            if n < len(records) and self._read_again(tp, want):
+                again[tp] = want
+                records = records[:n]
+            else:
+                self._again.pop(tp, None)
+            if records:
+                kept[tp] = records
+            self._next[tp] = want if tp in again else records[-1].offset + 1
+        return kept, again
+
+    def _read_again(self, tp: Any, offset: int) -> bool:
+        last, times = self._again.get(tp, (offset, 0))
+        times = times + 1 if last == offset else 1
+        if times > READS_AGAIN:
+            self._again.pop(tp, None)
+            return False
+        self._again[tp] = (offset, times)
+        return True
+
+    def forget(self) -> None:
+        """Partitions moved."""
+        self._next.clear()
+        self._again.clear()
+
+
 class WorkerConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    """Faust's consumer thread, whose fetches wait at most FETCH_MAX_WAIT_MS and whose group
-    membership outlives the process when the app keeps one (stream/extensions/membership.py)."""
+    """Faust's consumer thread, whose fetches wait at most FETCH_MAX_WAIT_MS, whose internal
+    topics' records come in offset order (`InOrder`), and whose group membership outlives the
+    process when the app keeps one (stream/extensions/membership.py)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.in_order = InOrder()
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
@@ -35,6 +115,33 @@ class WorkerConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         membership: Membership | None = getattr(self.consumer.app, "membership", None)
         if membership is not None:
             membership.resume(internals.group_coordinator(internals.worker_consumer(self)))
+
+    async def _fetch_records(
+        self,
+        consumer: Any,
+        active_partitions: Any,
+        timeout: float | None = None,  # noqa: ASYNC109 (Faust's parameters)
+        max_records: int | None = None,
+    ) -> Any:
+        fetched = await super()._fetch_records(
+            consumer, active_partitions, timeout=timeout, max_records=max_records
+        )
+        if not fetched:
+            return fetched
+        kept, again = self.in_order.take(fetched)
+        for tp, offset in again.items():
+            log.warning("%s[%s]: the broker skipped offset %s; reading it again",
+                        tp.topic, tp.partition, offset)  # fmt: skip
+            consumer.seek(tp, offset)
+        return kept
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        self.in_order.forget()
+        await super().on_partitions_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: Any, generation_id: int = 0) -> None:
+        self.in_order.forget()
+        await super().on_partitions_assigned(assigned, generation_id)
 
 
 class WorkerConsumer(faust_aiokafka.Consumer):
